@@ -1,0 +1,211 @@
+"""DICOM reading and decoding in the standard's display order.
+
+The pixel pipeline is the one PS3.4 Annex N describes for a grayscale softcopy: stored values ->
+modality LUT (or Rescale Slope/Intercept) -> VOI LUT or window -> presentation (MONOCHROME1 is
+inverted last). The output is float32 in [0, 1] with bright meaning attenuating (bone, heart,
+fluid) whatever the file's photometric interpretation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
+from medrep.data.errors import IngestError
+
+MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
+
+
+@dataclass(frozen=True)
+class DicomHeader:
+    """The header fields ingestion needs; identifiers stay raw here and are hashed by the caller.
+
+    Nothing in this object may be written to an output as is: PatientID, AccessionNumber and the
+    UIDs are pseudonymised in `medrep.data.manifest` before they leave ingestion.
+    """
+
+    path: str
+    sop_instance_uid: str
+    study_instance_uid: str
+    patient_id: str
+    accession_number: str
+    view_position: str
+    modality: str
+    rows: int
+    columns: int
+    n_frames: int
+    photometric: str
+    bits_stored: int
+    transfer_syntax: str
+
+    def key(self, element: str) -> str:
+        """The raw value of a join element by its DICOM keyword (e.g. `AccessionNumber`)."""
+        mapping = {
+            "AccessionNumber": self.accession_number,
+            "StudyInstanceUID": self.study_instance_uid,
+            "SOPInstanceUID": self.sop_instance_uid,
+            "PatientID": self.patient_id,
+        }
+        if element not in mapping:
+            raise ValueError(f"unsupported join element {element!r}; use one of {sorted(mapping)}")
+        return mapping[element]
+
+
+def _read(path: Path, *, pixels: bool) -> Dataset:
+    try:
+        return pydicom.dcmread(path, stop_before_pixels=not pixels)
+    except InvalidDicomError as exc:
+        raise IngestError("not_dicom", path, f"not a DICOM file ({exc})") from exc
+    except Exception as exc:  # pydicom raises many types on truncated or corrupt files
+        raise IngestError(
+            "unreadable", path, f"could not be parsed ({type(exc).__name__}: {exc})"
+        ) from exc
+
+
+def read_header(path: str | Path) -> DicomHeader:
+    """Read the header without pixel data.
+
+    Raises:
+        IngestError: `not_dicom` or `unreadable` when the file cannot be parsed.
+    """
+    path = Path(path)
+    ds = _read(path, pixels=False)
+    meta = getattr(ds, "file_meta", None)
+    tsuid = str(getattr(meta, "TransferSyntaxUID", "")) if meta is not None else ""
+    return DicomHeader(
+        path=str(path),
+        sop_instance_uid=str(ds.get("SOPInstanceUID", "")),
+        study_instance_uid=str(ds.get("StudyInstanceUID", "")),
+        patient_id=str(ds.get("PatientID", "")),
+        accession_number=str(ds.get("AccessionNumber", "")),
+        view_position=str(ds.get("ViewPosition", "")).strip().upper(),
+        modality=str(ds.get("Modality", "")).strip().upper(),
+        rows=int(ds.get("Rows", 0) or 0),
+        columns=int(ds.get("Columns", 0) or 0),
+        n_frames=int(ds.get("NumberOfFrames", 1) or 1),
+        photometric=str(ds.get("PhotometricInterpretation", "")).strip().upper(),
+        bits_stored=int(ds.get("BitsStored", 0) or 0),
+        transfer_syntax=tsuid,
+    )
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    """How to turn stored values into a display image.
+
+    Attributes:
+        window_index: which of several VOI windows/LUTs to apply (the first by default).
+        percentile_window: the (low, high) percentiles used when the file carries no VOI window.
+        frame: which frame to take from a multi-frame file; None rejects multi-frame files.
+        max_pixels: refuse images larger than this before decoding (bounded memory).
+    """
+
+    window_index: int = 0
+    percentile_window: tuple[float, float] = (0.5, 99.5)
+    frame: int | None = None
+    max_pixels: int = 10000 * 10000
+
+
+def _voi_output_range(ds: Dataset) -> tuple[float, float]:
+    """The output range of pydicom's `apply_voi_lut` for this dataset.
+
+    pydicom maps a window onto the input's possible range and a VOI LUT onto its descriptor's bit
+    depth (PS3.3 C.11.2.1.2); it returns raw values, so we need the same range to reach [0, 1].
+    """
+    voi_seq = ds.get("VOILUTSequence")
+    if voi_seq:
+        bits = int(voi_seq[0].LUTDescriptor[2])
+        return 0.0, float(2**bits - 1)
+    bits = int(ds.BitsStored)
+    if ds.get("ModalityLUTSequence"):
+        bits = int(ds.ModalityLUTSequence[0].LUTDescriptor[2])
+        lo, hi = 0.0, float(2**bits - 1)
+    elif int(ds.get("PixelRepresentation", 0)) == 0:
+        lo, hi = 0.0, float(2**bits - 1)
+    else:
+        lo, hi = float(-(2 ** (bits - 1))), float(2 ** (bits - 1) - 1)
+    slope, intercept = ds.get("RescaleSlope"), ds.get("RescaleIntercept")
+    if slope is not None and intercept is not None:
+        lo, hi = lo * float(slope) + float(intercept), hi * float(slope) + float(intercept)
+    return min(lo, hi), max(lo, hi)
+
+
+def _has_voi(ds: Dataset) -> bool:
+    return bool(ds.get("VOILUTSequence")) or ("WindowCenter" in ds and "WindowWidth" in ds)
+
+
+def window_to_unit(values: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Linear window [low, high] -> [0, 1], clipped; float32."""
+    if not np.isfinite(low) or not np.isfinite(high) or high <= low:
+        return np.zeros(values.shape, dtype=np.float32)
+    out = (values.astype(np.float32) - np.float32(low)) / np.float32(high - low)
+    return np.clip(out, 0.0, 1.0, out=out)
+
+
+def pixels_to_display(arr: np.ndarray, ds: Dataset, options: DecodeOptions) -> np.ndarray:
+    """Stored pixel values -> display image in [0, 1] (modality LUT, VOI, MONOCHROME1 last)."""
+    modality = apply_modality_lut(arr, ds)
+    if _has_voi(ds):
+        voi = apply_voi_lut(modality, ds, index=options.window_index)
+        low, high = _voi_output_range(ds)
+        display = window_to_unit(voi, low, high)
+    else:
+        low, high = np.percentile(modality, options.percentile_window)
+        display = window_to_unit(modality, float(low), float(high))
+    if str(ds.PhotometricInterpretation).strip().upper() == "MONOCHROME1":
+        display = 1.0 - display
+    return display.astype(np.float32, copy=False)
+
+
+def decode_dicom(path: str | Path, options: DecodeOptions | None = None) -> np.ndarray:
+    """Decode one grayscale radiograph to a float32 [H, W] display image in [0, 1].
+
+    Raises:
+        IngestError: with a reason code when the file is refused; the message names the field.
+    """
+    options = options or DecodeOptions()
+    path = Path(path)
+    ds = _read(path, pixels=True)
+    if "PixelData" not in ds and "FloatPixelData" not in ds:
+        raise IngestError("no_pixel_data", path, "no Pixel Data element (7FE0,0010)")
+    photometric = str(ds.get("PhotometricInterpretation", "")).strip().upper()
+    if photometric not in MONOCHROME:
+        raise IngestError(
+            "unsupported_photometric",
+            path,
+            f"PhotometricInterpretation {photometric or '(missing)'} is not MONOCHROME1/2",
+        )
+    rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
+    if rows <= 0 or cols <= 0 or rows * cols > options.max_pixels:
+        raise IngestError(
+            "bad_dimensions",
+            path,
+            f"Rows x Columns = {rows} x {cols} outside 1..{options.max_pixels} pixels",
+        )
+    n_frames = int(ds.get("NumberOfFrames", 1) or 1)
+    if n_frames > 1 and options.frame is None:
+        raise IngestError(
+            "multi_frame", path, f"{n_frames} frames; set a frame index to take one of them"
+        )
+    try:
+        if n_frames > 1:
+            assert options.frame is not None
+            arr: Any = ds.pixel_array[options.frame]
+        else:
+            arr = ds.pixel_array
+    except Exception as exc:
+        tsuid = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+        name = tsuid.name if tsuid is not None else "unknown transfer syntax"
+        raise IngestError(
+            "decode_error", path, f"{name} could not be decoded ({type(exc).__name__}: {exc})"
+        ) from exc
+    if arr.ndim != 2:
+        raise IngestError("bad_dimensions", path, f"decoded array has shape {arr.shape}, not 2-D")
+    return pixels_to_display(np.asarray(arr), ds, options)

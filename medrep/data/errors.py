@@ -1,0 +1,40 @@
+"""Typed ingestion errors: every refusal carries a reason code for the rejects ledger."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+# Reason codes written to rejects.csv. One code per distinct cause, so that a site can count
+# and act on them (for example re-export every `decode_error` file from the PACS).
+REASON_CODES: dict[str, str] = {
+    "unreadable": "the file could not be opened or parsed as DICOM",
+    "not_dicom": "the file is not a DICOM dataset (no preamble/meta and no parseable elements)",
+    "no_pixel_data": "the dataset has no Pixel Data element",
+    "decode_error": "the pixel data could not be decoded with the installed handlers",
+    "unsupported_photometric": "photometric interpretation is not MONOCHROME1/MONOCHROME2",
+    "multi_frame": "the file holds several frames and no frame was configured",
+    "bad_dimensions": "Rows/Columns are missing, zero or larger than the configured limit",
+    "missing_key": "the element used to join images to reports is absent",
+    "missing_report": "no report was found for the image's study",
+    "empty_report": "the report has no usable sentences in the configured sections",
+    "duplicate_image": "an image with the same SOP Instance UID was already ingested",
+    "duplicate_report": "a second report row for a study that already has one",
+    "filtered_view": "ViewPosition is not among the configured views (not an error)",
+    "filtered_modality": "Modality is not among the configured modalities (not an error)",
+}
+
+
+class IngestError(Exception):
+    """A file or record that ingestion refuses, with a reason code from `REASON_CODES`."""
+
+    def __init__(self, reason: str, path: str | Path, message: str) -> None:
+        if reason not in REASON_CODES:
+            raise ValueError(f"unknown reason code {reason!r}; add it to REASON_CODES")
+        self.reason = reason
+        self.path = str(path)
+        self.message = message
+        super().__init__(f"{Path(self.path).name}: {message}; ledgered as {reason}")
+
+    def __reduce__(self) -> tuple[type[IngestError], tuple[str, str, str]]:
+        # errors cross process boundaries (decoding pools): rebuild from the three fields
+        return (IngestError, (self.reason, self.path, self.message))

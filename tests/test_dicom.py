@@ -1,0 +1,206 @@
+"""DICOM decoding: display order (modality LUT, VOI, MONOCHROME1), refusals with reason codes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from medrep.data.dicom import DecodeOptions, decode_dicom, read_header
+from medrep.data.errors import IngestError
+
+
+def ramp(rows: int = 16, cols: int = 20, top: int = 4095) -> np.ndarray:
+    return np.linspace(0, top, rows * cols).reshape(rows, cols).round().astype(np.uint16)
+
+
+def test_window_maps_linearly_and_clips(tmp_path: Path, dicom_writer) -> None:
+    pixels = ramp()
+    path = dicom_writer(tmp_path / "a.dcm", pixels, window=(2048, 1024))
+    out = decode_dicom(path)
+    assert out.dtype == np.float32 and out.shape == pixels.shape
+    lo, hi = 2048 - 512, 2048 + 512
+    expected = np.clip((pixels.astype(float) - lo) / (hi - lo), 0, 1)
+    # pydicom's LINEAR window is (c - 0.5, w - 1): agree to within one grey level of 4096
+    assert np.abs(out - expected).max() < 2 / 1024
+    assert out.min() == 0.0 and out.max() == 1.0
+
+
+def test_monochrome1_is_exact_inverse_of_monochrome2(tmp_path: Path, dicom_writer) -> None:
+    pixels = ramp()
+    m2 = decode_dicom(dicom_writer(tmp_path / "m2.dcm", pixels, window=(2000, 3000)))
+    m1 = decode_dicom(
+        dicom_writer(tmp_path / "m1.dcm", pixels, window=(2000, 3000), photometric="MONOCHROME1")
+    )
+    np.testing.assert_allclose(m1, 1.0 - m2, atol=1e-6)
+
+
+def test_rescale_is_applied_before_the_window(tmp_path: Path, dicom_writer) -> None:
+    pixels = ramp(top=1000)
+    # stored v -> 2v - 1000 in modality units; the window is written in those units
+    path = dicom_writer(
+        tmp_path / "r.dcm", pixels, bits_stored=10, slope=2.0, intercept=-1000.0, window=(0, 1000)
+    )
+    out = decode_dicom(path)
+    modality = 2.0 * pixels - 1000.0
+    expected = np.clip((modality + 500) / 1000, 0, 1)
+    assert np.abs(out - expected).max() < 3e-3
+    # without applying the rescale first, this window would saturate almost everything
+    assert 0.3 < out.mean() < 0.7
+
+
+def test_missing_window_falls_back_to_percentiles(tmp_path: Path, dicom_writer) -> None:
+    pixels = ramp(64, 64, top=3000)
+    pixels[0, 0] = 4095  # an outlier the percentile window ignores
+    out = decode_dicom(
+        dicom_writer(tmp_path / "p.dcm", pixels), DecodeOptions(percentile_window=(1, 99))
+    )
+    assert out.min() == 0.0 and out.max() == 1.0
+    # about 1% saturates at each end (a min-max scaling would saturate only the outlier)
+    assert 0.005 < (out == 1.0).mean() < 0.03
+    assert 0.005 < (out == 0.0).mean() < 0.03
+
+
+def test_implicit_vr_reads_the_same(tmp_path: Path, dicom_writer) -> None:
+    pixels = ramp()
+    a = decode_dicom(dicom_writer(tmp_path / "e.dcm", pixels, window=(2048, 4096)))
+    b = decode_dicom(dicom_writer(tmp_path / "i.dcm", pixels, window=(2048, 4096), implicit=True))
+    np.testing.assert_array_equal(a, b)
+
+
+def test_header_reads_without_pixels(tmp_path: Path, dicom_writer) -> None:
+    path = dicom_writer(tmp_path / "h.dcm", ramp(), view="AP", modality="CR", accession="A9")
+    header = read_header(path)
+    assert (header.view_position, header.modality, header.rows, header.columns) == (
+        "AP",
+        "CR",
+        16,
+        20,
+    )
+    assert header.key("AccessionNumber") == "A9"
+    with pytest.raises(ValueError, match="unsupported join element"):
+        header.key("PatientName")
+
+
+@pytest.mark.parametrize(
+    "make, reason",
+    [
+        (lambda p: p.write_bytes(b""), "not_dicom"),
+        (lambda p: p.write_text("this is a report, not an image"), "not_dicom"),
+    ],
+)
+def test_non_dicom_files_are_refused_with_a_reason(tmp_path: Path, make, reason: str) -> None:
+    path = tmp_path / "x.dcm"
+    make(path)
+    with pytest.raises(IngestError) as info:
+        decode_dicom(path)
+    assert info.value.reason == reason
+    assert "x.dcm" in str(info.value)
+
+
+def test_truncated_pixel_data_is_a_decode_error(tmp_path: Path, dicom_writer) -> None:
+    path = dicom_writer(tmp_path / "t.dcm", ramp(64, 64))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 2000])
+    with pytest.raises(IngestError) as info:
+        decode_dicom(path)
+    assert info.value.reason in {"decode_error", "unreadable"}
+
+
+def test_multi_frame_needs_an_explicit_frame(tmp_path: Path, dicom_writer) -> None:
+    frames = np.stack([ramp(), ramp()[::-1]])
+    path = dicom_writer(tmp_path / "mf.dcm", frames, frames=2, window=(2048, 4096))
+    with pytest.raises(IngestError) as info:
+        decode_dicom(path)
+    assert info.value.reason == "multi_frame"
+    second = decode_dicom(path, DecodeOptions(frame=1))
+    first = decode_dicom(path, DecodeOptions(frame=0))
+    np.testing.assert_allclose(second, first[::-1])
+
+
+def test_oversized_images_are_refused_before_decoding(tmp_path: Path, dicom_writer) -> None:
+    path = dicom_writer(tmp_path / "big.dcm", ramp(64, 64))
+    with pytest.raises(IngestError) as info:
+        decode_dicom(path, DecodeOptions(max_pixels=1000))
+    assert info.value.reason == "bad_dimensions"
+
+
+def test_missing_pixel_data_is_refused(tmp_path: Path, dicom_writer) -> None:
+    import pydicom
+
+    path = dicom_writer(tmp_path / "np.dcm", ramp())
+    ds = pydicom.dcmread(path)
+    del ds.PixelData
+    ds.save_as(path)
+    with pytest.raises(IngestError) as info:
+        decode_dicom(path)
+    assert info.value.reason == "no_pixel_data"
+
+
+# ---- real files (../shared/data/dicom) -------------------------------------------------------
+
+
+def lung_and_mediastinum(image: np.ndarray) -> tuple[float, float]:
+    """Mean of both lung fields and of the central column, in the middle third of the height."""
+    h, w = image.shape
+    band = image[h // 3 : 2 * h // 3]
+    lungs = np.concatenate(
+        [band[:, int(w * 0.2) : int(w * 0.35)], band[:, int(w * 0.65) : int(w * 0.8)]], axis=1
+    )
+    centre = band[:, int(w * 0.46) : int(w * 0.54)]
+    return float(lungs.mean()), float(centre.mean())
+
+
+@pytest.mark.realdata
+def test_real_lossless_encodings_of_one_chest_agree(shared_data: Path) -> None:
+    d = shared_data / "dicom"
+    reference = decode_dicom(d / "RG1_UNCR.dcm")
+    for name, tolerance in (("RG1_J2KR.dcm", 1e-6), ("RG1_JLSN.dcm", 0.01)):
+        other = decode_dicom(d / name)
+        assert other.shape == reference.shape
+        assert np.abs(other - reference).mean() < tolerance, name
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize(
+    "name", ["RG1_UNCR.dcm", "SIIM_chest_PA_jpeg_baseline.dcm", "NIH_chest_DX_implicit_vr.dcm"]
+)
+def test_real_chests_have_dark_lungs(shared_data: Path, name: str) -> None:
+    lungs, centre = lung_and_mediastinum(decode_dicom(shared_data / "dicom" / name))
+    assert lungs < centre - 0.1, (lungs, centre)
+
+
+@pytest.mark.realdata
+def test_header_saying_monochrome1_inverts_the_same_pixels(shared_data: Path) -> None:
+    d = shared_data / "dicom"
+    m2 = decode_dicom(d / "SIIM_chest_PA_jpeg_baseline.dcm")
+    m1 = decode_dicom(d / "SIIM_chest_PA_jpeg_baseline_header_MONOCHROME1.dcm")
+    np.testing.assert_allclose(m1, 1.0 - m2, atol=1e-6)
+
+
+@pytest.mark.realdata
+def test_real_voi_window_is_used_not_min_max(shared_data: Path) -> None:
+    import pydicom
+
+    path = shared_data / "dicom" / "RG1_UNCR.dcm"
+    ds = pydicom.dcmread(path)
+    assert "WindowCenter" in ds
+    windowed = decode_dicom(path)
+    raw = ds.pixel_array.astype(np.float64)
+    centre, width = float(ds.WindowCenter), float(ds.WindowWidth)
+    # the file's own window (then MONOCHROME1 inversion), not a min-max of the pixels
+    expected = 1.0 - np.clip((raw - (centre - width / 2)) / width, 0, 1)
+    assert np.abs(windowed - expected).max() < 1e-3
+    minmax = 1.0 - (raw - raw.min()) / (raw.max() - raw.min())
+    assert np.abs(windowed - minmax).mean() > 0.01  # about 0.02 on this file
+
+
+@pytest.mark.realdata
+def test_real_broken_jpeg_is_a_decode_error(shared_data: Path) -> None:
+    with pytest.raises(IngestError) as info:
+        decode_dicom(shared_data / "dicom" / "RG2_JPLY.dcm")
+    assert info.value.reason == "decode_error"
+    assert "RG2_JPLY.dcm" in str(info.value)
+    fixed = decode_dicom(shared_data / "dicom" / "RG2_JPLY_fixed.dcm")
+    assert fixed.shape == (2140, 1760)
