@@ -1,0 +1,188 @@
+"""Paired image-report datasets and the Lightning DataModule over an ingestion folder."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from medrep.data.cache import ImageCache, frame_hash
+from medrep.data.ingest import CACHE_DIR, MANIFEST_NAME, REPORTS_NAME
+from medrep.data.transforms import AugmentConfig, ImageTransform, eval_transform, train_transform
+from medrep.pretrained import load_tokenizer
+
+TEXT_VIEWS = ("random_sentence", "fixed_sentence", "full_text")
+
+
+def load_ingested(ingest_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, ImageCache]:
+    """The manifest, the reports and the image cache of an ingestion folder, checked together."""
+    ingest_dir = Path(ingest_dir)
+    manifest = pd.read_parquet(ingest_dir / MANIFEST_NAME)
+    reports = pd.read_parquet(ingest_dir / REPORTS_NAME)
+    cache = ImageCache(ingest_dir / CACHE_DIR, manifest_sha256=frame_hash(manifest))
+    return manifest, reports, cache
+
+
+def paired_rows(manifest: pd.DataFrame, reports: pd.DataFrame, split: str | None) -> pd.DataFrame:
+    """Images of a split joined to their reports by `study_key` (never by row order)."""
+    rows = manifest if split is None else manifest[manifest["split"] == split]
+    joined = rows.merge(
+        reports[["study_key", "text", "sentences"]],
+        on="study_key",
+        how="inner",
+        validate="many_to_one",
+    )
+    return joined.sort_values("image_key").reset_index(drop=True)
+
+
+class PairedImageTextDataset(Dataset):
+    """One item per image: the cached image and one text view of its study's report.
+
+    Args:
+        cache: the image cache.
+        rows: `paired_rows(...)` output (needs cache_index, sentences, text).
+        transform: image transform ([1, H, W] -> [1, S, S]).
+        text_view: `random_sentence` (ConVIRT: a new sentence every step), `fixed_sentence`
+            (one sentence per item chosen by a hash of its key, for stable validation) or
+            `full_text` (the chosen sections joined).
+    """
+
+    def __init__(
+        self, cache: ImageCache, rows: pd.DataFrame, transform: ImageTransform, text_view: str
+    ) -> None:
+        if text_view not in TEXT_VIEWS:
+            raise ValueError(f"text_view must be one of {TEXT_VIEWS}, got {text_view!r}")
+        self.cache = cache
+        self.cache_index = rows["cache_index"].to_numpy()
+        self.sentences: list[list[str]] = [list(s) for s in rows["sentences"]]
+        self.texts: list[str] = list(rows["text"])
+        self.keys: list[str] = list(rows["image_key"])
+        self.transform = transform
+        self.text_view = text_view
+
+    def __len__(self) -> int:
+        return len(self.cache_index)
+
+    def text_for(self, index: int) -> str:
+        sentences = self.sentences[index]
+        if self.text_view == "full_text" or not sentences:
+            return self.texts[index]
+        if self.text_view == "fixed_sentence":
+            return sentences[zlib.crc32(self.keys[index].encode()) % len(sentences)]
+        return sentences[int(torch.randint(len(sentences), (1,)).item())]
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        image = torch.from_numpy(self.cache.image(int(self.cache_index[index])))[None]
+        return {"image": self.transform(image), "text": self.text_for(index), "index": index}
+
+
+class TextCollator:
+    """Stacks images and tokenises texts in the loader (so workers do the tokenising)."""
+
+    def __init__(self, tokenizer: Any, max_length: int) -> None:
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+
+    def __call__(self, items: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        tokens = self.tokenizer(
+            [it["text"] for it in items],
+            padding=True,
+            truncation=True,
+            max_length=self.max_length,
+            return_tensors="pt",
+        )
+        return {
+            "image": torch.stack([it["image"] for it in items]),
+            "input_ids": tokens["input_ids"],
+            "attention_mask": tokens["attention_mask"],
+            "index": torch.tensor([it["index"] for it in items]),
+        }
+
+
+def single_threaded_worker(worker_id: int) -> None:
+    """DataLoader workers augment one image at a time: intra-op threads only add overhead.
+
+    (MONAI's affine and blur run 10-20x slower per image with two threads than with one when the
+    cores are shared with the training process.) Each worker's torch seed is already distinct
+    and reproducible (DataLoader's base seed + worker id); the transforms reseed from it.
+    """
+    torch.set_num_threads(1)
+
+
+class PairedDataModule(L.LightningDataModule):
+    """Train/val loaders of image-report pairs from an ingestion folder.
+
+    Args:
+        ingest_dir: folder written by `run_ingestion`.
+        tokenizer_path: model location of the text encoder (see `medrep.pretrained`).
+        augment: training augmentation; validation uses resize and normalisation only.
+        train_text_view / val_text_view: see `PairedImageTextDataset`.
+    """
+
+    def __init__(
+        self,
+        ingest_dir: str,
+        tokenizer_path: str,
+        augment: AugmentConfig,
+        batch_size: int = 32,
+        num_workers: int = 0,
+        max_length: int = 64,
+        train_text_view: str = "random_sentence",
+        val_text_view: str = "fixed_sentence",
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.ingest_dir = ingest_dir
+        self.tokenizer_path = tokenizer_path
+        self.augment = augment
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.max_length = max_length
+        self.train_text_view = train_text_view
+        self.val_text_view = val_text_view
+        self.seed = seed
+        self.datasets: dict[str, PairedImageTextDataset] = {}
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.datasets:
+            return
+        manifest, reports, cache = load_ingested(self.ingest_dir)
+        self.collate = TextCollator(load_tokenizer(self.tokenizer_path), self.max_length)
+        evaluate = eval_transform(self.augment.size, self.augment.mean, self.augment.std)
+        for split, transform, view in (
+            ("train", train_transform(self.augment, self.seed), self.train_text_view),
+            ("val", evaluate, self.val_text_view),
+        ):
+            rows = paired_rows(manifest, reports, split)
+            if len(rows) == 0:
+                raise ValueError(
+                    f"{self.ingest_dir}: the {split} split is empty; ingest more data or change split fractions"
+                )
+            self.datasets[split] = PairedImageTextDataset(cache, rows, transform, view)
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        dataset = self.datasets[split]
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            # a contrastive batch of one has no negatives: drop the ragged last training batch
+            drop_last=shuffle and len(dataset) > self.batch_size,
+            num_workers=self.num_workers,
+            collate_fn=self.collate,
+            persistent_workers=False,
+            worker_init_fn=single_threaded_worker,
+            generator=torch.Generator().manual_seed(self.seed) if shuffle else None,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
