@@ -1,0 +1,91 @@
+"""Retrieval metrics over embeddings, with the similarity computed in chunks of queries.
+
+Memory is O(chunk x N) rather than O(Q x N), so large query and candidate sets fit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+ArrayLike = np.ndarray | torch.Tensor
+
+
+def _unit(x: ArrayLike) -> torch.Tensor:
+    t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x).float()
+    return F.normalize(t, dim=-1)
+
+
+def topk_cosine(
+    queries: ArrayLike, candidates: ArrayLike, k: int, chunk_size: int = 1024
+) -> tuple[np.ndarray, np.ndarray]:
+    """The k most cosine-similar candidates of every query.
+
+    Returns:
+        (scores [Q, k], indices [Q, k]) sorted by decreasing similarity; ties go to the lower index.
+    """
+    q, c = _unit(queries), _unit(candidates)
+    k = min(k, c.shape[0])
+    scores, indices = [], []
+    for start in range(0, q.shape[0], chunk_size):
+        sim = q[start : start + chunk_size] @ c.T
+        s, i = torch.topk(sim, k, dim=1, sorted=True)
+        scores.append(s)
+        indices.append(i)
+    return torch.cat(scores).numpy(), torch.cat(indices).numpy()
+
+
+def target_ranks(
+    queries: ArrayLike,
+    candidates: ArrayLike,
+    targets: Sequence[int] | np.ndarray,
+    chunk_size: int = 1024,
+) -> np.ndarray:
+    """1-based rank of each query's target candidate (ties counted against the target).
+
+    A target tied with k other candidates ranks k + 1 places lower than an untied one would,
+    so identical embeddings never make a metric look better than it is.
+    """
+    q, c = _unit(queries), _unit(candidates)
+    t = torch.as_tensor(np.asarray(targets), dtype=torch.long)
+    ranks = []
+    for start in range(0, q.shape[0], chunk_size):
+        sim = q[start : start + chunk_size] @ c.T
+        rows = torch.arange(sim.shape[0])
+        target_sim = sim[rows, t[start : start + chunk_size]].unsqueeze(1)
+        ranks.append((sim >= target_sim).sum(1))
+    return torch.cat(ranks).numpy().astype(np.int64)
+
+
+def recall_at_k(ranks: np.ndarray, ks: Sequence[int]) -> dict[int, float]:
+    """Share of queries whose target ranks within the top k."""
+    return {int(k): float(np.mean(ranks <= k)) for k in ks}
+
+
+def paired_retrieval(
+    image: ArrayLike, text: ArrayLike, ks: Sequence[int] = (1, 5, 10)
+) -> dict[str, float]:
+    """Image->text and text->image Recall@k and median rank for row-aligned pairs."""
+    targets = np.arange(len(image))
+    out: dict[str, float] = {}
+    for name, q, c in (("i2t", image, text), ("t2i", text, image)):
+        ranks = target_ranks(q, c, targets)
+        out.update({f"{name}_R@{k}": v for k, v in recall_at_k(ranks, ks).items()})
+        out[f"{name}_median_rank"] = float(np.median(ranks))
+    return out
+
+
+def precision_at_k(topk_indices: np.ndarray, relevant: np.ndarray, k: int) -> np.ndarray:
+    """Per-query precision of the first k retrieved candidates.
+
+    Args:
+        topk_indices: [Q, >=k] candidate indices in rank order.
+        relevant: [Q, N] boolean relevance of every candidate to every query.
+    """
+    if topk_indices.shape[1] < k:
+        raise ValueError(f"need at least {k} retrieved candidates, got {topk_indices.shape[1]}")
+    hits = np.take_along_axis(np.asarray(relevant, dtype=bool), topk_indices[:, :k], axis=1)
+    return hits.mean(axis=1)
