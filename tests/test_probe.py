@@ -63,3 +63,21 @@ def test_probe_reports_nan_for_a_single_class_label() -> None:
     y = np.zeros((40, 1))
     result = linear_probe(x, y, x, y, x, y, ["never"])
     assert np.isnan(result.auroc["never"]) and np.isnan(result.macro_auroc)
+
+
+def test_results_table_summarises_seeds_per_method() -> None:
+    from medrep.evaluation.results import ResultRow, markdown_table, results_frame
+
+    rows = [
+        ResultRow("r", m, "linear_probe", "macro_auroc", v, label_fraction=0.1, seed=s)
+        for m, vals in (("convirt", (0.8, 0.9)), ("random_init", (0.5, 0.6)))
+        for s, v in enumerate(vals)
+    ]
+    rows.append(ResultRow("r", "convirt", "text_to_image", "P@10", 0.4))
+    table = markdown_table(results_frame(rows))
+    lines = table.strip().splitlines()
+    assert lines[0] == "| task | metric | fraction | convirt | random_init |"
+    assert "| linear_probe | macro_auroc | 0.1 | 0.850 ± 0.071 | 0.550 ± 0.071 |" in lines
+    assert "| text_to_image | P@10 |  | 0.400 |  |" in lines
+    only = markdown_table(results_frame(rows), ["P@10"])
+    assert "macro_auroc" not in only and "P@10" in only

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -47,8 +47,14 @@ def summary_table(results: pd.DataFrame) -> pd.DataFrame:
     return table.rename(columns={"count": "n_seeds"})
 
 
-def markdown_table(results: pd.DataFrame) -> str:
-    """A compact markdown summary: one line per task/metric/fraction, one column per method."""
+def markdown_table(results: pd.DataFrame, metrics: Sequence[str] | None = None) -> str:
+    """A compact markdown summary: one line per task/metric/fraction, one column per method.
+
+    Cells are the mean over seeds, with the standard deviation where there are several seeds.
+    `metrics` keeps only those metrics, in the table's order.
+    """
+    if metrics is not None:
+        results = results[results["metric"].isin(metrics)]
     summary = summary_table(results)
     summary["cell"] = [
         f"{m:.3f}" if np.isnan(s) or n < 2 else f"{m:.3f} ± {s:.3f}"

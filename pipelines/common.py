@@ -1,0 +1,160 @@
+"""What the stage entry points share: config -> library objects, model save/load, run records.
+
+This is the only layer that knows Hydra; `medrep/` receives plain values.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+import medrep
+from medrep.data.dicom import DecodeOptions
+from medrep.data.ingest import IngestConfig
+from medrep.data.privacy import resolve_secret
+from medrep.data.transforms import AugmentConfig
+from medrep.models.module import ContrastivePretrainer
+from medrep.pretrained import set_offline
+
+log = logging.getLogger("medrep")
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+MODEL_FILE = "model.pt"
+CONFIG_FILE = "config.yaml"
+MODEL_FORMAT = 1
+
+
+def configure_process(cfg: DictConfig) -> None:
+    """Process-wide settings every stage needs: offline hub, thread count, logging."""
+    set_offline()
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg.threads))
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # transformers reports the unused pooler weights of every BERT we load without its pooler
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+
+
+def plain(node: Any) -> Any:
+    """A config node as plain Python containers (resolved)."""
+    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+
+
+def ingest_config(cfg: DictConfig) -> IngestConfig:
+    d = cfg.data
+    decode = plain(d.decode)
+    decode["percentile_window"] = tuple(decode["percentile_window"])
+    return IngestConfig(
+        dicom_dir=str(d.dicom_dir),
+        reports_csv=str(d.reports_csv),
+        labels_csv=str(d.labels_csv) if d.get("labels_csv") else None,
+        out_dir=str(cfg.paths.ingest_dir),
+        secret=resolve_secret(d.privacy.get("secret"), d.privacy.get("secret_env")),
+        file_glob=str(d.file_glob),
+        join_element=str(d.join_element),
+        report_key_column=str(d.report_key_column),
+        report_text_column=str(d.report_text_column),
+        views=tuple(d.views or ()),
+        modalities=tuple(d.modalities or ()),
+        sections=tuple(d.sections),
+        image_size=int(d.image_size),
+        cache_dtype=str(d.cache_dtype),
+        split_fractions=dict(plain(d.split_fractions)),
+        split_salt=str(d.split_salt),
+        decode=DecodeOptions(**decode),
+        workers=int(d.ingest_workers),
+    )
+
+
+def augment_config(cfg: DictConfig) -> AugmentConfig:
+    values = plain(cfg.model.augment)
+    return AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+def without_name(node: DictConfig) -> DictConfig:
+    """A `_target_` node without its bookkeeping `name` key."""
+    out = OmegaConf.masked_copy(node, [k for k in node if k != "name"])
+    assert isinstance(out, DictConfig)
+    return out
+
+
+def build_module(cfg: DictConfig) -> ContrastivePretrainer:
+    """The LightningModule of a config (encoders, heads, loss, optimizer), freshly initialised."""
+    loss = instantiate(without_name(cfg.loss))
+    return instantiate(cfg.model.module, loss=loss, _convert_="partial")
+
+
+def save_model(module: ContrastivePretrainer, cfg: DictConfig, directory: Path) -> Path:
+    """Write the trained weights (tensors only) and the run's resolved config."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / MODEL_FILE
+    tmp = directory / f".{MODEL_FILE}.tmp"
+    torch.save({"format": MODEL_FORMAT, "state_dict": module.state_dict()}, tmp)
+    os.replace(tmp, path)
+    OmegaConf.save(cfg, directory / CONFIG_FILE, resolve=True)
+    return path
+
+
+def load_model(directory: str | Path) -> tuple[ContrastivePretrainer, DictConfig]:
+    """Rebuild a trained module from a pretraining folder in one call (weights_only load)."""
+    directory = Path(directory)
+    if not (directory / MODEL_FILE).exists():
+        raise FileNotFoundError(f"{directory / MODEL_FILE} not found: run the pretrain stage first")
+    cfg = OmegaConf.load(directory / CONFIG_FILE)
+    assert isinstance(cfg, DictConfig)
+    module = build_module(cfg)
+    state = torch.load(directory / MODEL_FILE, map_location="cpu", weights_only=True)
+    module.load_state_dict(state["state_dict"])
+    return module.eval(), cfg
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=CONF_DIR.parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def record_stage(cfg: DictConfig, stage: str, outputs: dict[str, Any], seconds: float) -> None:
+    """Append the stage's outputs and timing to the run record; print one line about it."""
+    run_dir = Path(cfg.paths.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    record_path = run_dir / "run_record.json"
+    record = json.loads(record_path.read_text()) if record_path.exists() else {}
+    record.setdefault("package_version", medrep.__version__)
+    record.setdefault("git_commit", git_commit())
+    record.setdefault("stages", {})[stage] = {"seconds": round(seconds, 2), "outputs": outputs}
+    record_path.write_text(json.dumps(record, indent=2, default=str))
+    OmegaConf.save(cfg, run_dir / "resolved_config.yaml", resolve=True)
+    shown = ", ".join(f"{k}={v}" for k, v in outputs.items() if not isinstance(v, dict | list))
+    print(f"[{stage}] done in {seconds:.1f}s: {shown}", flush=True)
+
+
+def timed_stage(
+    stage: str, fn: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig
+) -> dict[str, Any]:
+    configure_process(cfg)
+    start = time.time()
+    outputs = fn(cfg)
+    record_stage(cfg, stage, outputs, time.time() - start)
+    return outputs

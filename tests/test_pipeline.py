@@ -1,0 +1,122 @@
+"""Each stage on the tiny config, in order, then the chained entry point as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from tests.conftest import REPO, compose_config
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    return compose_config(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(scope="module")
+def ingested(tiny_run):  # type: ignore[no-untyped-def]
+    from pipelines.ingest import run_ingest
+
+    return run_ingest(tiny_run)
+
+
+@pytest.fixture(scope="module")
+def pretrained(tiny_run, ingested):  # type: ignore[no-untyped-def]
+    from pipelines.pretrain import run_pretrain
+
+    return run_pretrain(tiny_run)
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_run, pretrained):  # type: ignore[no-untyped-def]
+    from pipelines.export import run_export
+
+    return run_export(tiny_run)
+
+
+def test_ingest_stage_accounts_for_the_synthetic_world(tiny_run, ingested) -> None:
+    assert (
+        ingested["files_seen"] == ingested["cached"] + ingested["rejected"] + ingested["filtered"]
+    )
+    assert ingested["filtered"] > 0  # lateral views are filtered out by default
+    assert ingested["rejected"] == 0
+    manifest = pd.read_parquet(Path(tiny_run.paths.ingest_dir) / "manifest.parquet")
+    assert set(manifest["view"]) <= {"PA", "AP"}
+    assert manifest.groupby("patient_key")["split"].nunique().max() == 1
+    assert {"train", "val", "test"} <= set(manifest["split"])
+
+
+def test_pretrain_stage_writes_a_weights_only_model(tiny_run, pretrained) -> None:
+    model = Path(pretrained["model"])
+    state = torch.load(model, weights_only=True)
+    assert state["format"] == 1 and any(k.startswith("image_encoder.") for k in state["state_dict"])
+    assert (model.parent / "config.yaml").exists()
+    assert np.isfinite(pretrained["val/loss"])
+    assert pretrained["steps"] > 0
+
+
+def test_model_rebuilds_from_its_folder(tiny_run, pretrained) -> None:
+    from pipelines.common import load_model
+
+    module, cfg = load_model(tiny_run.paths.pretrain_dir)
+    assert cfg.model.module.embed_dim == 16
+    state = torch.load(pretrained["model"], weights_only=True)["state_dict"]
+    for name, value in module.state_dict().items():
+        assert torch.equal(value, state[name]), name
+
+
+def test_export_stage_writes_aligned_embeddings(tiny_run, exported) -> None:
+    from medrep.evaluation.embeddings import load_embeddings
+
+    root = Path(tiny_run.paths.embeddings_dir)
+    for method in ("convirt", "random_init"):
+        test = load_embeddings(root / method / "test.npz")
+        n = len(test["image_key"])
+        assert n == exported["test_images"] > 0
+        assert test["image_features"].shape == (n, 32)
+        assert len(set(test["image_key"])) == n
+    convirt = load_embeddings(root / "convirt" / "test.npz")
+    assert convirt["image_embeddings"].shape == convirt["text_embeddings"].shape == (n, 16)
+    queries = load_embeddings(root / "convirt" / "queries.npz")
+    assert len(queries["category"]) == len(queries["text"]) == queries["text_embeddings"].shape[0]
+
+
+def test_evaluate_stage_writes_the_results_table(tiny_run, exported) -> None:
+    from pipelines.evaluate import run_evaluate
+
+    out = run_evaluate(tiny_run)
+    results = pd.read_csv(out["results_csv"])
+    probe = results[(results["task"] == "linear_probe") & (results["metric"] == "macro_auroc")]
+    assert set(probe["method"]) == {"convirt", "random_init"}
+    assert set(probe["label_fraction"]) == {0.1, 1.0}
+    assert probe["value"].between(0, 1).all()
+    t2i = results[(results["task"] == "text_to_image") & (results["metric"] == "P@10")]
+    assert len(t2i) == 1 and 0 <= t2i["value"].iloc[0] <= 1
+    assert "macro_auroc" in Path(out["results_md"]).read_text()
+
+
+@pytest.mark.slow
+def test_chained_entry_point_runs_end_to_end(tmp_path: Path) -> None:
+    """`python -m pipelines.run` as a user runs it (Hydra makes the run folder)."""
+    cmd = [sys.executable, "-m", "pipelines.run", "experiment=tiny", f"paths.root_dir={tmp_path}"]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = list((tmp_path / "outputs" / "runs" / "tiny").iterdir())
+    assert len(runs) == 1
+    run_dir = runs[0]
+    record = json.loads((run_dir / "run_record.json").read_text())
+    assert list(record["stages"]) == ["ingest", "pretrain", "export", "evaluate"]
+    assert (run_dir / "eval" / "results.md").exists()
+    assert "Results (tiny;" in proc.stdout and "| macro_auroc |" in proc.stdout
+    assert "results table" in proc.stdout
+    # an evaluation-only re-run in the same folder
+    cmd = [*cmd, "stages=[evaluate]", f"hydra.run.dir={run_dir}"]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
