@@ -19,9 +19,6 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 import medrep
-from medrep.data.dicom import DecodeOptions
-from medrep.data.ingest import IngestConfig
-from medrep.data.privacy import resolve_secret
 from medrep.data.transforms import AugmentConfig
 from medrep.models.module import ContrastivePretrainer
 from medrep.pretrained import set_offline
@@ -51,32 +48,6 @@ def configure_process(cfg: DictConfig) -> None:
 def plain(node: Any) -> Any:
     """A config node as plain Python containers (resolved)."""
     return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
-
-
-def ingest_config(cfg: DictConfig) -> IngestConfig:
-    d = cfg.data
-    decode = plain(d.decode)
-    decode["percentile_window"] = tuple(decode["percentile_window"])
-    return IngestConfig(
-        dicom_dir=str(d.dicom_dir),
-        reports_csv=str(d.reports_csv),
-        labels_csv=str(d.labels_csv) if d.get("labels_csv") else None,
-        out_dir=str(cfg.paths.ingest_dir),
-        secret=resolve_secret(d.privacy.get("secret"), d.privacy.get("secret_env")),
-        file_glob=str(d.file_glob),
-        join_element=str(d.join_element),
-        report_key_column=str(d.report_key_column),
-        report_text_column=str(d.report_text_column),
-        views=tuple(d.views or ()),
-        modalities=tuple(d.modalities or ()),
-        sections=tuple(d.sections),
-        image_size=int(d.image_size),
-        cache_dtype=str(d.cache_dtype),
-        split_fractions=dict(plain(d.split_fractions)),
-        split_salt=str(d.split_salt),
-        decode=DecodeOptions(**decode),
-        workers=int(d.ingest_workers),
-    )
 
 
 def augment_config(cfg: DictConfig) -> AugmentConfig:

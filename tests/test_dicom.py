@@ -204,3 +204,80 @@ def test_real_broken_jpeg_is_a_decode_error(shared_data: Path) -> None:
     assert "RG2_JPLY.dcm" in str(info.value)
     fixed = decode_dicom(shared_data / "dicom" / "RG2_JPLY_fixed.dcm")
     assert fixed.shape == (2140, 1760)
+
+
+# ---- the lookup-table path equals pydicom applied to the whole image -------------------------
+
+
+def reference_display(path: Path) -> np.ndarray:
+    """pydicom's modality LUT and VOI on the full image, scaled and inverted (no lookup table)."""
+    import pydicom
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
+    from medrep.data.dicom import _voi_output_range
+
+    ds = pydicom.dcmread(path)
+    modality = apply_modality_lut(ds.pixel_array, ds)
+    if "WindowCenter" in ds:
+        low, high = _voi_output_range(ds)
+        out = (apply_voi_lut(modality, ds) - low) / (high - low)
+    else:
+        low, high = np.percentile(modality, (0.5, 99.5), method="inverted_cdf")
+        out = np.clip((modality - low) / (high - low), 0, 1)
+    if ds.PhotometricInterpretation == "MONOCHROME1" or ds.get("PresentationLUTShape") == "INVERSE":
+        out = 1 - out
+    return out
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"bits_stored": 12, "window": (1500, 2000)},
+        {"bits_stored": 12, "slope": -1.0, "intercept": 4095.0, "window": (2000, 1000)},
+        {"bits_stored": 14, "slope": 0.5, "intercept": -100.0},
+        {"bits_stored": 8, "photometric": "MONOCHROME1", "window": (100, 150)},
+        {"bits_stored": 16, "extra": {"PresentationLUTShape": "INVERSE"}, "window": (30000, 40000)},
+    ],
+)
+def test_lookup_table_path_equals_pydicom_on_the_image(
+    tmp_path: Path, dicom_writer, kwargs
+) -> None:
+    rng = np.random.default_rng(0)
+    top = 2 ** kwargs["bits_stored"] - 1
+    pixels = rng.integers(0, top + 1, size=(37, 53))
+    path = dicom_writer(tmp_path / "l.dcm", pixels, **kwargs)
+    np.testing.assert_allclose(decode_dicom(path), reference_display(path), atol=1e-6)
+
+
+def test_signed_pixels_use_the_signed_range(tmp_path: Path, dicom_writer) -> None:
+    import pydicom
+
+    pixels = np.linspace(-2000, 2000, 400).reshape(20, 20).astype(np.int16)
+    path = dicom_writer(
+        tmp_path / "s.dcm", pixels.view(np.uint16), bits_stored=16, window=(0, 2000)
+    )
+    ds = pydicom.dcmread(path)
+    ds.PixelRepresentation = 1
+    ds.save_as(path)
+    out = decode_dicom(path)
+    expected = np.clip((pixels.astype(float) + 1000) / 2000, 0, 1)
+    assert np.abs(out - expected).max() < 2e-3
+
+
+def test_view_falls_back_to_descriptions(tmp_path: Path, dicom_writer) -> None:
+    from medrep.data.dicom import read_header
+
+    cases = {
+        "a.dcm": ({"SeriesDescription": "CHEST PA"}, ("PA", "SeriesDescription")),
+        "b.dcm": ({"SeriesDescription": "Chest Lateral"}, ("LL", "SeriesDescription")),
+        "c.dcm": ({"ProtocolName": "Portable chest"}, ("AP", "ProtocolName")),
+        "d.dcm": ({}, ("", "none")),
+    }
+    for name, (extra, expected) in cases.items():
+        path = dicom_writer(tmp_path / name, ramp(), view="", extra=extra)
+        header = read_header(path)
+        assert (header.view_position, header.view_source) == expected, name
+    path = dicom_writer(
+        tmp_path / "e.dcm", ramp(), view="AP", extra={"SeriesDescription": "LATERAL"}
+    )
+    assert read_header(path).view_position == "AP"  # ViewPosition wins when present

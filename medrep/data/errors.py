@@ -8,6 +8,8 @@ from pathlib import Path
 # and act on them (for example re-export every `decode_error` file from the PACS).
 REASON_CODES: dict[str, str] = {
     "unreadable": "the file could not be opened or parsed as DICOM",
+    "not_image": "a non-DICOM file that could not be read as a PNG/JPEG/TIFF image",
+    "unsupported_file": "the file's type is neither DICOM nor a supported image format",
     "not_dicom": "the file is not a DICOM dataset (no preamble/meta and no parseable elements)",
     "no_pixel_data": "the dataset has no Pixel Data element",
     "decode_error": "the pixel data could not be decoded with the installed handlers",
@@ -21,6 +23,7 @@ REASON_CODES: dict[str, str] = {
     "duplicate_report": "a second report row for a study that already has one",
     "filtered_view": "ViewPosition is not among the configured views (not an error)",
     "filtered_modality": "Modality is not among the configured modalities (not an error)",
+    "filtered_one_per_study": "another image of the study was kept (one-image-per-study policy)",
 }
 
 

@@ -1,18 +1,26 @@
-"""Ingestion: DICOM export + report table -> manifest, reports, labels, ledger and image cache.
+"""Ingestion: a dataset adapter's records -> manifest, reports, labels, ledger and image cache.
+
+The work is cut into chunks of files. A process pool turns each chunk into a part on disk
+(images and rows, written under a temporary name and renamed), so a run killed at any moment
+resumes by skipping the parts already written, and N independent shards (`shard=(i, N)`) can
+share the work between machines before one merge step. The merge assembles the final cache
+and tables, also atomically, and removes the parts.
 
 Every file found is accounted for: it ends up cached, rejected (with a reason code) or filtered
-out (by view or modality), and `files_seen = cached + rejected + filtered` is checked before the
-summary is written. Raw identifiers (PatientID, AccessionNumber, UIDs) are replaced by keyed
-hashes here and never written to any output.
+out (by view, modality or the one-image-per-study policy); `files_seen = cached + rejected +
+filtered` is checked before the summary is written. Raw identifiers (patient ids, accession
+numbers, UIDs) are replaced by keyed hashes inside the workers and never written anywhere.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
+import shutil
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,10 +30,11 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from medrep.data.adapters.base import DatasetAdapter, ImageRecord, ReportRecord
 from medrep.data.cache import atomic_write_text, create_cache, finalize_cache, frame_hash
-from medrep.data.dicom import DecodeOptions, DicomHeader, decode_dicom, read_header
+from medrep.data.dicom import DecodeOptions, decode_dataset, read_dicom
 from medrep.data.errors import REASON_CODES, IngestError
-from medrep.data.images import quantize, resize_pad
+from medrep.data.images import IMAGE_SUFFIXES, load_image_file, quantize, resize_pad
 from medrep.data.privacy import assign_split, pseudonymise
 from medrep.data.reports import ReportParser
 
@@ -40,6 +49,8 @@ LABELS_NAME = "labels.parquet"
 LEDGER_NAME = "rejects.csv"
 SUMMARY_NAME = "ingest_summary.json"
 CACHE_DIR = "cache"
+PARTS_DIR = "parts"
+LEDGER_COLUMNS = ["kind", "reason", "source", "message"]
 
 
 @dataclass(frozen=True)
@@ -47,31 +58,26 @@ class IngestConfig:
     """Everything ingestion needs, as plain values (built from `conf/data/*.yaml`).
 
     Attributes:
-        dicom_dir: root of the DICOM export.
-        reports_csv: table of reports, one row per study.
         out_dir: where the artifacts go.
         secret: the pseudonymisation secret (see `medrep.data.privacy.resolve_secret`).
-        labels_csv: optional evaluation labels keyed like the reports.
-        join_element: DICOM keyword that keys an image to its report row.
-        report_key_column / report_text_column: the report table's key and text columns.
-        views / modalities: accepted ViewPosition and Modality values (empty accepts all).
+        join_element: DICOM keyword keying an image to its report when the adapter does not.
+        views / modalities: accepted views and DICOM Modality values (empty accepts all).
+        keep_unknown_view: keep images whose view cannot be determined (else filtered).
+        one_image_per_study: keep only the first accepted image of each study (source order).
         sections: report sections that feed pretraining.
         image_size / cache_dtype: the cache's square side and integer type.
-        split_fractions: patient-level split shares.
+        split_fractions / split_salt: patient-level split shares and the hash salt.
         workers: decoding processes (1 decodes in this process).
+        chunk_size: files per part (the unit of resumption and of sharding).
     """
 
-    dicom_dir: str
-    reports_csv: str
     out_dir: str
     secret: str
-    labels_csv: str | None = None
-    file_glob: str = "**/*.dcm"
     join_element: str = "AccessionNumber"
-    report_key_column: str = "AccessionNumber"
-    report_text_column: str = "report"
     views: Sequence[str] = ("PA", "AP")
     modalities: Sequence[str] = ("CR", "DX")
+    keep_unknown_view: bool = False
+    one_image_per_study: bool = False
     sections: Sequence[str] = ("findings", "impression")
     image_size: int = 224
     cache_dtype: str = "uint8"
@@ -81,6 +87,7 @@ class IngestConfig:
     split_salt: str = "medrep-split"
     decode: DecodeOptions = field(default_factory=DecodeOptions)
     workers: int = 1
+    chunk_size: int = 64
     progress: bool = True
 
     def cache_params(self) -> dict[str, Any]:
@@ -94,33 +101,220 @@ class IngestConfig:
             },
         }
 
-
-@dataclass
-class Ledger:
-    """Rejected and filtered files or records, with reason codes and messages."""
-
-    rows: list[dict[str, str]] = field(default_factory=list)
-
-    def add(self, kind: str, reason: str, source: str, message: str) -> None:
-        if reason not in REASON_CODES:
-            raise ValueError(f"unknown reason code {reason!r}; add it to REASON_CODES")
-        self.rows.append({"kind": kind, "reason": reason, "source": source, "message": message})
-
-    def reject(self, err: IngestError, root: Path) -> None:
-        self.add("rejected", err.reason, _relative(err.path, root), err.message)
-
-    def count(self, kind: str, prefix: str = "") -> int:
-        return sum(1 for r in self.rows if r["kind"] == kind and r["source"].startswith(prefix))
-
-    def frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.rows, columns=["kind", "reason", "source", "message"])
+    def fingerprint(self) -> dict[str, Any]:
+        """Every setting that changes the artifacts (the secret only through a keyed check)."""
+        return {
+            "cache": self.cache_params(),
+            "secret_check": pseudonymise("fingerprint", self.secret, "check"),
+            "join_element": self.join_element,
+            "views": list(self.views),
+            "modalities": list(self.modalities),
+            "keep_unknown_view": self.keep_unknown_view,
+            "one_image_per_study": self.one_image_per_study,
+            "sections": list(self.sections),
+            "split": {"fractions": dict(self.split_fractions), "salt": self.split_salt},
+            "chunk_size": self.chunk_size,
+        }
 
 
-def _relative(path: str | Path, root: Path) -> str:
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+
+
+# ---- reports and labels ---------------------------------------------------------------------
+
+
+def parse_reports(
+    records: Iterable[ReportRecord], cfg: IngestConfig, parser: ReportParser
+) -> tuple[pd.DataFrame, list[dict[str, str]]]:
+    """Reports keyed by pseudonymous `study_key`, with sections and sentences, and their ledger.
+
+    A report with no sentence in the configured sections is rejected (`empty_report`), a second
+    report for the same study is rejected (`duplicate_report`); neither stops ingestion.
+    """
+    rows: dict[str, dict[str, Any]] = {}
+    ledger: list[dict[str, str]] = []
+    for rec in records:
+        if not rec.study_key:
+            ledger.append(_ledger("rejected", "missing_key", rec.source, "report without a key"))
+            continue
+        study_key = pseudonymise(rec.study_key, cfg.secret, "study")
+        if study_key in rows:
+            ledger.append(
+                _ledger("rejected", "duplicate_report", rec.source, "a second report for a study")
+            )
+            continue
+        parsed = parser.parse(rec.text)
+        sentences = [
+            s
+            for name in cfg.sections
+            for s in parser.split_sentences(parsed.sections.get(name, ""))
+        ]
+        if not sentences:
+            ledger.append(
+                _ledger(
+                    "rejected",
+                    "empty_report",
+                    rec.source,
+                    f"no sentences in sections {list(cfg.sections)}",
+                )
+            )
+            continue
+        rows[study_key] = {
+            "study_key": study_key,
+            **{name: parsed.sections.get(name, "") for name in cfg.sections},
+            "text": parsed.text(cfg.sections),
+            "sentences": sentences,
+        }
+    columns = ["study_key", *cfg.sections, "text", "sentences"]
+    return pd.DataFrame(list(rows.values()), columns=columns), ledger
+
+
+def pseudonymise_labels(labels: pd.DataFrame | None, cfg: IngestConfig) -> pd.DataFrame | None:
+    """An adapter's label table with its raw `study_key` replaced by the pseudonymous key."""
+    if labels is None:
+        return None
+    if "study_key" not in labels.columns:
+        raise ValueError("an adapter's labels need a raw `study_key` column")
+    out = labels.copy()
+    out = out[out["study_key"].astype(str) != ""]
+    out["study_key"] = [pseudonymise(str(k), cfg.secret, "study") for k in out["study_key"]]
+    return out.drop_duplicates("study_key").reset_index(drop=True)
+
+
+# ---- per-chunk work (runs in the pool) ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _ChunkJob:
+    index: int
+    name: str
+    records: tuple[ImageRecord, ...]
+    parts_dir: str
+    cfg: IngestConfig
+    report_keys: frozenset[str]
+
+
+def _ledger(kind: str, reason: str, source: str, message: str) -> dict[str, str]:
+    if reason not in REASON_CODES:
+        raise ValueError(f"unknown reason code {reason!r}; add it to REASON_CODES")
+    return {"kind": kind, "reason": reason, "source": source, "message": message}
+
+
+def _is_image_file(path: str) -> bool:
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
+def _process_record(
+    rec: ImageRecord, cfg: IngestConfig, report_keys: frozenset[str]
+) -> tuple[dict[str, Any] | None, np.ndarray | None, dict[str, str] | None]:
+    """One file -> (manifest row, cached image) or a ledger entry."""
     try:
-        return str(Path(path).relative_to(root))
-    except ValueError:
-        return str(path)
+        if _is_image_file(rec.path):
+            header = None
+            study, patient, image_id = rec.study_key, rec.patient_id, rec.image_id or rec.source
+            view, view_source, modality = rec.view.upper(), "adapter" if rec.view else "none", ""
+        else:
+            ds, header = read_dicom(rec.path)
+            study = rec.study_key or header.key(cfg.join_element)
+            patient = rec.patient_id or header.patient_id
+            image_id = rec.image_id or header.sop_instance_uid
+            view = (rec.view or header.view_position).upper()
+            view_source = "adapter" if rec.view else header.view_source
+            modality = header.modality
+            if cfg.modalities and modality not in cfg.modalities:
+                return (
+                    None,
+                    None,
+                    _ledger(
+                        "filtered",
+                        "filtered_modality",
+                        rec.source,
+                        f"Modality={modality or '(empty)'}",
+                    ),
+                )
+        if cfg.views and view not in cfg.views and not (not view and cfg.keep_unknown_view):
+            why = (
+                f"view {view} not in {list(cfg.views)}" if view else "no view in header or metadata"
+            )
+            return None, None, _ledger("filtered", "filtered_view", rec.source, why)
+        if not study or not patient or not image_id:
+            return (
+                None,
+                None,
+                _ledger(
+                    "rejected",
+                    "missing_key",
+                    rec.source,
+                    "study key, patient id or image id is empty",
+                ),
+            )
+        study_key = pseudonymise(study, cfg.secret, "study")
+        if study_key not in report_keys:
+            return (
+                None,
+                None,
+                _ledger(
+                    "rejected",
+                    "missing_report",
+                    rec.source,
+                    "no usable report for this image's study",
+                ),
+            )
+        if header is None:
+            image = load_image_file(rec.path, cfg.decode.max_pixels)
+        else:
+            image = decode_dataset(ds, rec.path, cfg.decode)
+    except IngestError as err:
+        return None, None, _ledger("rejected", err.reason, rec.source, err.message)
+    patient_key = pseudonymise(patient, cfg.secret, "patient")
+    row = {
+        "image_key": pseudonymise(image_id, cfg.secret, "image"),
+        "study_key": study_key,
+        "patient_key": patient_key,
+        "series_key": pseudonymise(header.series_instance_uid, cfg.secret, "series")
+        if header and header.series_instance_uid
+        else "",
+        "split": assign_split(patient_key, dict(cfg.split_fractions), cfg.split_salt),
+        "view": view,
+        "view_source": view_source,
+        "modality": modality,
+        "rows": int(image.shape[0]),
+        "columns": int(image.shape[1]),
+        "photometric": header.photometric if header else "",
+        "bits_stored": header.bits_stored if header else 0,
+        "transfer_syntax": header.transfer_syntax if header else Path(rec.path).suffix.lower(),
+        "source": rec.source,
+    }
+    return row, quantize(resize_pad(image, cfg.image_size), cfg.cache_dtype), None
+
+
+def _part_paths(parts_dir: str, name: str) -> tuple[Path, Path]:
+    base = Path(parts_dir)
+    return base / f"{name}.npy", base / f"{name}.json"
+
+
+def _process_chunk(job: _ChunkJob) -> int:
+    """Process one chunk and write its part (images first, then the JSON that marks it done)."""
+    rows: list[dict[str, Any]] = []
+    images: list[np.ndarray] = []
+    ledger: list[dict[str, str]] = []
+    for rec in job.records:
+        row, image, entry = _process_record(rec, job.cfg, job.report_keys)
+        if entry is not None:
+            ledger.append(entry)
+        elif row is not None and image is not None:
+            rows.append(row)
+            images.append(image)
+    npy, meta = _part_paths(job.parts_dir, job.name)
+    size = job.cfg.image_size
+    stack = np.stack(images) if images else np.zeros((0, size, size), dtype=job.cfg.cache_dtype)
+    tmp = npy.with_name(f".{npy.name}.tmp")
+    with open(tmp, "wb") as fh:
+        np.save(fh, stack)
+    os.replace(tmp, npy)
+    atomic_write_text(meta, json.dumps({"rows": rows, "ledger": ledger, "files": len(job.records)}))
+    return len(job.records)
 
 
 def _init_worker() -> None:
@@ -130,274 +324,234 @@ def _init_worker() -> None:
     torch.set_num_threads(1)
 
 
-def _pool_map(
-    fn: Callable[[T], R], items: Sequence[T], workers: int, desc: str, progress: bool
-) -> Iterator[R]:
-    """Map in order over a process pool (or inline for one worker), with a progress bar."""
-    bar = tqdm(total=len(items), desc=desc, unit="file", disable=not progress, mininterval=1.0)
+def _pool_imap(fn: Callable[[T], R], items: Sequence[T], workers: int) -> Iterator[R]:
     if workers <= 1 or len(items) < 2:
-        for item in items:
-            yield fn(item)
-            bar.update()
-    else:
-        chunk = max(1, min(64, len(items) // (workers * 8)))
-        with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker) as pool:
-            for out in pool.map(fn, items, chunksize=chunk):
-                yield out
-                bar.update()
-    bar.close()
+        yield from map(fn, items)
+        return
+    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker) as pool:
+        yield from pool.map(fn, items, chunksize=1)
 
 
-def _safe_header(path: str) -> DicomHeader | IngestError:
-    try:
-        return read_header(path)
-    except IngestError as err:
-        return err
+# ---- the run ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _DecodeJob:
-    path: str
-    size: int
-    dtype: str
-    options: DecodeOptions
+def run_ingestion(
+    cfg: IngestConfig,
+    adapter: DatasetAdapter,
+    parser: ReportParser | None = None,
+    *,
+    shard: tuple[int, int] = (0, 1),
+    merge: bool = True,
+) -> dict[str, Any]:
+    """Ingest a dataset into `cfg.out_dir`; resumable, and shardable as `shard=(i, N)`.
 
-
-def _decode_job(job: _DecodeJob) -> np.ndarray | IngestError:
-    try:
-        image = decode_dicom(job.path, job.options)
-    except IngestError as err:
-        return err
-    return quantize(resize_pad(image, job.size), job.dtype)
-
-
-def load_reports(
-    cfg: IngestConfig, parser: ReportParser, ledger: Ledger
-) -> tuple[pd.DataFrame, dict[str, str]]:
-    """Parse the report table into a study-keyed frame of sections and sentences.
+    With one shard, processes whatever parts are missing and merges. With N shards, each call
+    processes its share of the parts; the merge runs when `merge` is true and all parts exist
+    (typically a last call with `shard=(0, 1)` after all shards finished, which then only
+    merges). A finished ingestion with the same inputs and configuration is not redone.
 
     Returns:
-        (reports frame keyed by `study_key`, mapping raw report key -> study_key). The mapping
-        stays in memory: it holds raw identifiers and is never written.
+        The summary (also written as `ingest_summary.json`), or, for a shard that does not
+        merge, a smaller record of what the shard did.
     """
-    table = pd.read_csv(cfg.reports_csv, dtype=str, keep_default_na=False)
-    missing = {cfg.report_key_column, cfg.report_text_column} - set(table.columns)
-    if missing:
-        raise ValueError(
-            f"{cfg.reports_csv}: missing column(s) {sorted(missing)}; set data.report_key_column "
-            f"and data.report_text_column (found {list(table.columns)})"
-        )
-    rows = []
-    key_map: dict[str, str] = {}
-    source = Path(cfg.reports_csv).name
-    for i, (raw_key, text) in enumerate(
-        zip(table[cfg.report_key_column], table[cfg.report_text_column], strict=True)
-    ):
-        where = f"{source}#row{i + 2}"  # the CSV line number, never the key itself
-        if not raw_key:
-            ledger.add("rejected", "missing_key", where, f"empty {cfg.report_key_column}")
-            continue
-        study_key = pseudonymise(raw_key, cfg.secret, "study")
-        if study_key in key_map.values():
-            ledger.add("rejected", "duplicate_report", where, "a second report for the same study")
-            continue
-        parsed = parser.parse(text)
-        sentences = [
-            s
-            for name in cfg.sections
-            for s in parser.split_sentences(parsed.sections.get(name, ""))
-        ]
-        if not sentences:
-            ledger.add(
-                "rejected", "empty_report", where, f"no sentences in sections {list(cfg.sections)}"
-            )
-            continue
-        key_map[raw_key] = study_key
-        rows.append(
-            {
-                "study_key": study_key,
-                **{name: parsed.sections.get(name, "") for name in cfg.sections},
-                "text": parsed.text(cfg.sections),
-                "sentences": sentences,
-            }
-        )
-    return pd.DataFrame(rows), key_map
-
-
-def load_labels(cfg: IngestConfig, key_map: dict[str, str]) -> pd.DataFrame | None:
-    """Evaluation labels keyed by `study_key` (rows without a known report are dropped)."""
-    if not cfg.labels_csv:
-        return None
-    table = pd.read_csv(cfg.labels_csv, dtype={cfg.report_key_column: str})
-    if cfg.report_key_column not in table.columns:
-        raise ValueError(f"{cfg.labels_csv}: no column {cfg.report_key_column!r} to key labels by")
-    label_cols = [
-        c
-        for c in table.columns
-        if c not in {cfg.report_key_column, "StudyInstanceUID", "AccessionNumber"}
-    ]
-    table = table[table[cfg.report_key_column].isin(key_map)]
-    out = pd.DataFrame({"study_key": table[cfg.report_key_column].map(key_map)})
-    for col in label_cols:
-        out[col] = pd.to_numeric(table[col], errors="coerce").astype("float32").to_numpy()
-    return out.reset_index(drop=True)
-
-
-def _filter_reason(header: DicomHeader, cfg: IngestConfig) -> str | None:
-    if cfg.modalities and header.modality not in cfg.modalities:
-        return "filtered_modality"
-    if cfg.views and header.view_position not in cfg.views:
-        return "filtered_view"
-    return None
-
-
-def run_ingestion(cfg: IngestConfig, parser: ReportParser | None = None) -> dict[str, Any]:
-    """Build every ingestion artifact in `cfg.out_dir`; returns the summary (also written as JSON)."""
+    index, n_shards = shard
+    if not 0 <= index < n_shards:
+        raise ValueError(f"shard must be i/N with 0 <= i < N, got {index}/{n_shards}")
     start = time.time()
     parser = parser or ReportParser()
-    root = Path(cfg.dicom_dir)
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    if not root.is_dir():
-        raise FileNotFoundError(f"DICOM folder {root} does not exist; set data.dicom_dir")
-    ledger = Ledger()
 
-    reports, key_map = load_reports(cfg, parser, ledger)
-    files = sorted(str(p) for p in root.glob(cfg.file_glob) if p.is_file())
-    if not files:
-        raise FileNotFoundError(f"no files match {cfg.file_glob!r} under {root}")
+    report_frame, report_ledger = parse_reports(adapter.reports(), cfg, parser)
+    records = list(adapter.images())
+    if not records:
+        raise FileNotFoundError(f"the {adapter.name} dataset lists no image files")
+    labels = pseudonymise_labels(adapter.labels(), cfg)
+    inputs = {
+        "files": _digest([r.source for r in records]),
+        "reports": frame_hash(report_frame),
+        "labels": frame_hash(labels) if labels is not None else None,
+    }
+    fingerprint = _digest({"config": cfg.fingerprint(), "inputs": inputs})
+    summary_path = out / SUMMARY_NAME
+    if summary_path.exists():
+        previous = json.loads(summary_path.read_text())
+        if (
+            previous.get("fingerprint") == fingerprint
+            and (out / CACHE_DIR / "cache_meta.json").exists()
+        ):
+            log.info("ingestion in %s is complete for these inputs and settings; reusing it", out)
+            return previous
 
-    candidates: list[tuple[DicomHeader, dict[str, str]]] = []
-    seen_sops: set[str] = set()
-    for header in _pool_map(_safe_header, files, cfg.workers, "headers", cfg.progress):
-        if isinstance(header, IngestError):
-            ledger.reject(header, root)
-            continue
-        rel = _relative(header.path, root)
-        reason = _filter_reason(header, cfg)
-        if reason:
-            ledger.add(
-                "filtered",
-                reason,
-                rel,
-                f"ViewPosition={header.view_position or '(empty)'} Modality={header.modality or '(empty)'}",
-            )
-            continue
-        raw_join = header.key(cfg.join_element)
-        if not raw_join or not header.patient_id or not header.sop_instance_uid:
-            ledger.add(
-                "rejected",
-                "missing_key",
-                rel,
-                f"{cfg.join_element}, PatientID or SOPInstanceUID is empty",
-            )
-            continue
-        if raw_join not in key_map:
-            ledger.add(
-                "rejected",
-                "missing_report",
-                rel,
-                f"no usable report for this image's {cfg.join_element}",
-            )
-            continue
-        if header.sop_instance_uid in seen_sops:
-            ledger.add("rejected", "duplicate_image", rel, "SOPInstanceUID seen in an earlier file")
-            continue
-        seen_sops.add(header.sop_instance_uid)
-        patient_key = pseudonymise(header.patient_id, cfg.secret, "patient")
-        candidates.append(
-            (
-                header,
-                {
-                    "image_key": pseudonymise(header.sop_instance_uid, cfg.secret, "image"),
-                    "study_key": key_map[raw_join],
-                    "patient_key": patient_key,
-                    "split": assign_split(patient_key, dict(cfg.split_fractions), cfg.split_salt),
-                    "view": header.view_position,
-                    "modality": header.modality,
-                    "rows": str(header.rows),
-                    "columns": str(header.columns),
-                    "photometric": header.photometric,
-                    "bits_stored": str(header.bits_stored),
-                    "transfer_syntax": header.transfer_syntax,
-                    "source": rel,
-                },
-            )
+    parts_dir = out / PARTS_DIR
+    parts_dir.mkdir(exist_ok=True)
+    report_keys = frozenset(report_frame["study_key"])
+    chunk_names = [
+        f"{i:06d}-{_digest([fingerprint, [r.source for r in records[s : s + cfg.chunk_size]]])[:12]}"
+        for i, s in enumerate(range(0, len(records), cfg.chunk_size))
+    ]
+    todo = [
+        _ChunkJob(
+            i,
+            name,
+            tuple(records[i * cfg.chunk_size : (i + 1) * cfg.chunk_size]),
+            str(parts_dir),
+            cfg,
+            report_keys,
         )
+        for i, name in enumerate(chunk_names)
+        if i % n_shards == index and not _part_paths(str(parts_dir), name)[1].exists()
+    ]
+    done_files = sum(
+        len(records[i * cfg.chunk_size : (i + 1) * cfg.chunk_size])
+        for i in range(len(chunk_names))
+        if i % n_shards == index
+    ) - sum(len(j.records) for j in todo)
+    bar = tqdm(
+        total=done_files + sum(len(j.records) for j in todo),
+        initial=done_files,
+        desc="ingest",
+        unit="file",
+        disable=not cfg.progress,
+        mininterval=1.0,
+        smoothing=0.1,
+    )
+    for n in _pool_imap(_process_chunk, todo, cfg.workers):
+        bar.update(n)
+    bar.close()
+
+    missing = [name for name in chunk_names if not _part_paths(str(parts_dir), name)[1].exists()]
+    if not merge or missing:
+        if merge and n_shards == 1:
+            raise RuntimeError(f"{len(missing)} parts are missing after processing; see the log")
+        return {
+            "shard": f"{index}/{n_shards}",
+            "parts_written": len(todo),
+            "parts_missing": len(missing),
+            "seconds": round(time.time() - start, 2),
+        }
+    summary = _merge(cfg, chunk_names, parts_dir, report_frame, report_ledger, labels, len(records))
+    summary.update({"fingerprint": fingerprint, "seconds": round(time.time() - start, 2)})
+    atomic_write_text(summary_path, json.dumps(summary, indent=2, sort_keys=True))
+    shutil.rmtree(parts_dir, ignore_errors=True)
+    return summary
+
+
+def _merge(
+    cfg: IngestConfig,
+    chunk_names: list[str],
+    parts_dir: Path,
+    reports: pd.DataFrame,
+    report_ledger: list[dict[str, str]],
+    labels: pd.DataFrame | None,
+    n_files: int,
+) -> dict[str, Any]:
+    """Assemble parts (in chunk order) into the final cache, manifest, tables and ledger."""
+    out = Path(cfg.out_dir)
+    ledger: list[dict[str, str]] = []
+    keep: list[tuple[str, int, dict[str, Any]]] = []
+    seen_images: set[str] = set()
+    seen_studies: set[str] = set()
+    for name in chunk_names:
+        part = json.loads(_part_paths(str(parts_dir), name)[1].read_text())
+        ledger.extend(part["ledger"])
+        for pos, row in enumerate(part["rows"]):
+            if row["image_key"] in seen_images:
+                ledger.append(
+                    _ledger(
+                        "rejected",
+                        "duplicate_image",
+                        row["source"],
+                        "the same image id was seen in an earlier file",
+                    )
+                )
+                continue
+            seen_images.add(row["image_key"])
+            if cfg.one_image_per_study and row["study_key"] in seen_studies:
+                ledger.append(
+                    _ledger(
+                        "filtered",
+                        "filtered_one_per_study",
+                        row["source"],
+                        "one image per study is kept",
+                    )
+                )
+                continue
+            seen_studies.add(row["study_key"])
+            keep.append((name, pos, row))
 
     cache_dir = out / CACHE_DIR
-    array = create_cache(cache_dir, max(1, len(candidates)), cfg.image_size, cfg.cache_dtype)
-    jobs = [_DecodeJob(h.path, cfg.image_size, cfg.cache_dtype, cfg.decode) for h, _ in candidates]
-    manifest_rows: list[dict[str, Any]] = []
-    for slot, decoded in enumerate(
-        _pool_map(_decode_job, jobs, cfg.workers, "decode", cfg.progress)
-    ):
-        if isinstance(decoded, IngestError):
-            ledger.reject(decoded, root)
-            continue
-        array[slot] = decoded
-        manifest_rows.append({**candidates[slot][1], "cache_index": slot})
+    array = create_cache(cache_dir, max(1, len(keep)), cfg.image_size, cfg.cache_dtype)
+    loaded: tuple[str, np.ndarray] | None = None
+    rows = []
+    for slot, (name, pos, row) in enumerate(keep):
+        if loaded is None or loaded[0] != name:
+            loaded = (name, np.load(_part_paths(str(parts_dir), name)[0], mmap_mode="r"))
+        array[slot] = loaded[1][pos]
+        rows.append({**row, "cache_index": slot})
     array.flush()
-    del array
+    del array, loaded
 
-    manifest = pd.DataFrame(manifest_rows)
-    for col in ("rows", "columns", "bits_stored"):
-        if col in manifest:
-            manifest[col] = manifest[col].astype(int)
-    used_studies = set(manifest["study_key"]) if len(manifest) else set()
-    reports = reports[reports["study_key"].isin(used_studies)].reset_index(drop=True)
-    labels = load_labels(cfg, key_map)
+    manifest = pd.DataFrame(rows, columns=[*_MANIFEST_COLUMNS, "cache_index"])
+    used = set(manifest["study_key"])
+    reports = reports[reports["study_key"].isin(used)].reset_index(drop=True)
     if labels is not None:
-        labels = labels[labels["study_key"].isin(used_studies)].reset_index(drop=True)
-
+        labels = labels[labels["study_key"].isin(used)].reset_index(drop=True)
     _write_parquet(manifest, out / MANIFEST_NAME)
     _write_parquet(reports, out / REPORTS_NAME)
     if labels is not None:
         _write_parquet(labels, out / LABELS_NAME)
-    ledger_frame = ledger.frame()
+    ledger_frame = pd.DataFrame(ledger + report_ledger, columns=LEDGER_COLUMNS)
     tmp = out / f".{LEDGER_NAME}.tmp"
     ledger_frame.to_csv(tmp, index=False)
     os.replace(tmp, out / LEDGER_NAME)
     manifest_sha = frame_hash(manifest)
     finalize_cache(cache_dir, cfg.cache_params(), manifest_sha)
 
-    n_files = len(files)
-    n_cached = len(manifest)
-    n_rejected = ledger.count("rejected", prefix="") - _report_rows(ledger, cfg)
-    n_filtered = ledger.count("filtered")
-    if n_files != n_cached + n_rejected + n_filtered:
+    file_ledger = pd.DataFrame(ledger, columns=LEDGER_COLUMNS)
+    n_rejected = int((file_ledger["kind"] == "rejected").sum())
+    n_filtered = int((file_ledger["kind"] == "filtered").sum())
+    if n_files != len(manifest) + n_rejected + n_filtered:
         raise RuntimeError(
-            f"ingestion lost track of files: seen {n_files} != cached {n_cached} + rejected "
-            f"{n_rejected} + filtered {n_filtered}"
+            f"ingestion lost track of files: seen {n_files} != cached {len(manifest)} + "
+            f"rejected {n_rejected} + filtered {n_filtered}"
         )
-    summary = {
+    reasons = ledger_frame.groupby(["kind", "reason"]).size().rename("n").reset_index()
+    return {
         "files_seen": n_files,
-        "cached": n_cached,
+        "cached": len(manifest),
         "rejected": n_rejected,
         "filtered": n_filtered,
-        "reports_rejected": _report_rows(ledger, cfg),
-        "reasons": ledger_frame.groupby(["kind", "reason"])
-        .size()
-        .rename("n")
-        .reset_index()
-        .to_dict("records")
-        if len(ledger_frame)
-        else [],
-        "patients": int(manifest["patient_key"].nunique()) if n_cached else 0,
-        "studies": int(manifest["study_key"].nunique()) if n_cached else 0,
-        "images_per_split": manifest["split"].value_counts().sort_index().to_dict()
-        if n_cached
-        else {},
+        "reports_rejected": len(report_ledger),
+        "reasons": reasons.to_dict("records"),
+        "patients": int(manifest["patient_key"].nunique()),
+        "studies": int(manifest["study_key"].nunique()),
+        "images_per_split": {
+            str(k): int(v) for k, v in manifest["split"].value_counts().sort_index().items()
+        },
+        "views": {str(k): int(v) for k, v in manifest["view"].value_counts().sort_index().items()},
         "manifest_sha256": manifest_sha,
         "cache_params": cfg.cache_params(),
-        "seconds": round(time.time() - start, 2),
     }
-    atomic_write_text(out / SUMMARY_NAME, json.dumps(summary, indent=2, sort_keys=True))
-    return summary
 
 
-def _report_rows(ledger: Ledger, cfg: IngestConfig) -> int:
-    return ledger.count("rejected", prefix=f"{Path(cfg.reports_csv).name}#")
+_MANIFEST_COLUMNS = [
+    "image_key", "study_key", "patient_key", "series_key", "split", "view", "view_source",
+    "modality", "rows", "columns", "photometric", "bits_stored", "transfer_syntax", "source",
+]  # fmt: skip
+
+
+def summary_table(summary: dict[str, Any]) -> str:
+    """The end-of-ingestion summary as a few aligned lines."""
+    lines = [
+        f"files seen {summary['files_seen']} = cached {summary['cached']} + rejected "
+        f"{summary['rejected']} + filtered {summary['filtered']}",
+        f"patients {summary['patients']}, studies {summary['studies']}, images per split "
+        f"{summary['images_per_split']}; reports rejected {summary['reports_rejected']}",
+    ]
+    for r in summary["reasons"]:
+        lines.append(f"  {r['kind']:9s} {r['reason']:24s} {r['n']}")
+    return "\n".join(lines)
 
 
 def _write_parquet(df: pd.DataFrame, path: Path) -> None:
