@@ -281,3 +281,92 @@ def test_view_falls_back_to_descriptions(tmp_path: Path, dicom_writer) -> None:
         tmp_path / "e.dcm", ramp(), view="AP", extra={"SeriesDescription": "LATERAL"}
     )
     assert read_header(path).view_position == "AP"  # ViewPosition wins when present
+
+
+# ---- every transfer syntax hospitals send, on files the test writes --------------------------
+
+
+def encode_as(src: Path, dst: Path, syntax: str) -> Path:
+    """Re-encode a 16-bit (or 8-bit for JPEG baseline) test DICOM in another transfer syntax."""
+    import io
+
+    import pydicom
+    from PIL import Image
+    from pydicom.encaps import encapsulate
+    from pydicom.filewriter import dcmwrite
+    from pydicom.uid import (
+        JPEG2000,
+        ExplicitVRBigEndian,
+        JPEG2000Lossless,
+        JPEGBaseline8Bit,
+        JPEGLSLossless,
+        RLELossless,
+    )
+
+    ds = pydicom.dcmread(src)
+    if syntax == "big_endian":
+        pixels = ds.pixel_array  # read before the transfer syntax changes under it
+        ds.file_meta.TransferSyntaxUID = ExplicitVRBigEndian
+        ds.PixelData = pixels.byteswap().tobytes()
+        dcmwrite(dst, ds, little_endian=False, implicit_vr=False, force_encoding=True)
+        return dst
+    if syntax == "jpeg_baseline":
+        buf = io.BytesIO()
+        Image.fromarray(ds.pixel_array.astype(np.uint8)).save(buf, format="JPEG", quality=95)
+        ds.PixelData = encapsulate([buf.getvalue()])
+        ds["PixelData"].VR = "OB"
+        ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
+        ds.save_as(dst)
+        return dst
+    uid = {
+        "rle": RLELossless,
+        "j2k_lossless": JPEG2000Lossless,
+        "jpegls": JPEGLSLossless,
+        "j2k_lossy": JPEG2000,
+    }[syntax]
+    ds.compress(uid, **({"j2k_cr": [10]} if syntax == "j2k_lossy" else {}))
+    ds.save_as(dst)
+    return dst
+
+
+def smooth_chest(rows: int = 96, cols: int = 80, top: int = 4095) -> np.ndarray:
+    yy, xx = np.mgrid[0:rows, 0:cols]
+    lungs = np.exp(-(((xx - cols * 0.3) / 12) ** 2 + ((yy - rows / 2) / 30) ** 2))
+    lungs += np.exp(-(((xx - cols * 0.7) / 12) ** 2 + ((yy - rows / 2) / 30) ** 2))
+    return (top * (0.9 - 0.6 * lungs)).round().astype(np.uint16)
+
+
+@pytest.mark.parametrize(
+    "syntax, tolerance",
+    [
+        ("big_endian", 0.0),
+        ("rle", 0.0),
+        ("j2k_lossless", 0.0),
+        ("jpegls", 0.0),
+        ("j2k_lossy", 0.01),
+    ],
+)
+def test_every_transfer_syntax_decodes_to_the_same_picture(
+    tmp_path: Path, dicom_writer, syntax: str, tolerance: float
+) -> None:
+    from medrep.data.dicom import read_header
+
+    src = dicom_writer(
+        tmp_path / "src.dcm",
+        smooth_chest(),
+        bits_stored=12,
+        window=(2048, 4096),
+        photometric="MONOCHROME1",
+    )
+    reference = decode_dicom(src)
+    encoded = encode_as(src, tmp_path / f"{syntax}.dcm", syntax)
+    assert read_header(encoded).transfer_syntax != read_header(src).transfer_syntax
+    out = decode_dicom(encoded)
+    assert np.abs(out - reference).mean() <= tolerance + 1e-7
+
+
+def test_jpeg_baseline_8bit(tmp_path: Path, dicom_writer) -> None:
+    pixels = (smooth_chest(top=255)).astype(np.uint8)
+    src = dicom_writer(tmp_path / "src8.dcm", pixels, bits_stored=8, window=(128, 256))
+    out = decode_dicom(encode_as(src, tmp_path / "jpeg.dcm", "jpeg_baseline"))
+    assert np.abs(out - decode_dicom(src)).mean() < 0.01

@@ -353,3 +353,15 @@ def test_sigkill_at_random_points_then_rerun_matches_an_uninterrupted_run(
         assert summary["cached"] + summary["rejected"] + summary["filtered"] == 160
     # at least one kill landed in the middle of the work (40 parts in all), not before or after
     assert any(0 < n < 40 for n in finished_parts), finished_parts
+
+
+@pytest.mark.parametrize("shape", [(40, 30), (30, 40), (257, 100), (64, 64), (10, 300), (5, 5)])
+def test_resize_pad_equals_monai(shape: tuple[int, int]) -> None:
+    from monai.transforms import Resize, SpatialPad
+
+    from medrep.data.images import resize_pad
+
+    image = np.random.default_rng(0).random(shape).astype(np.float32)
+    resized = Resize(spatial_size=24, size_mode="longest", mode="area")(image[None])
+    expected = np.asarray(SpatialPad(spatial_size=(24, 24), method="symmetric")(resized))[0]
+    np.testing.assert_allclose(resize_pad(image, 24), expected, atol=1e-6)
