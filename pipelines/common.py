@@ -22,6 +22,7 @@ import medrep
 from medrep.data.transforms import AugmentConfig
 from medrep.models.module import ContrastivePretrainer
 from medrep.pretrained import set_offline
+from pipelines.stages import mark_finished, reusable_outputs, stage_dir, stage_key
 
 log = logging.getLogger("medrep")
 
@@ -115,6 +116,9 @@ def record_stage(cfg: DictConfig, stage: str, outputs: dict[str, Any], seconds: 
     record.setdefault("package_version", medrep.__version__)
     record.setdefault("git_commit", git_commit())
     record.setdefault("stages", {})[stage] = {"seconds": round(seconds, 2), "outputs": outputs}
+    summary = Path(cfg.paths.ingest_dir) / "ingest_summary.json"
+    if summary.exists():
+        record["input_manifest_sha256"] = json.loads(summary.read_text()).get("manifest_sha256")
     record_path.write_text(json.dumps(record, indent=2, default=str))
     OmegaConf.save(cfg, run_dir / "resolved_config.yaml", resolve=True)
     shown = ", ".join(f"{k}={v}" for k, v in outputs.items() if not isinstance(v, dict | list))
@@ -124,8 +128,15 @@ def record_stage(cfg: DictConfig, stage: str, outputs: dict[str, Any], seconds: 
 def timed_stage(
     stage: str, fn: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig
 ) -> dict[str, Any]:
+    """Run a stage (or reuse its outputs when its config and inputs are unchanged); record it."""
     configure_process(cfg)
     start = time.time()
+    reused = None if cfg.get("rerun") else reusable_outputs(stage, cfg, stage_key(stage, cfg))
+    if reused is not None:
+        print(f"[{stage}] unchanged config and inputs: reusing {stage_dir(stage, cfg)}", flush=True)
+        record_stage(cfg, stage, {**reused, "reused": True}, time.time() - start)
+        return reused
     outputs = fn(cfg)
+    mark_finished(stage, cfg, outputs)
     record_stage(cfg, stage, outputs, time.time() - start)
     return outputs

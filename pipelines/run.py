@@ -52,8 +52,17 @@ def run_chain(cfg: DictConfig) -> dict[str, dict[str, Any]]:
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
-def main(cfg: DictConfig) -> None:
-    run_chain(cfg)
+def main(cfg: DictConfig) -> float | None:
+    outputs = run_chain(cfg)
+    metric = cfg.get("optimize_metric")
+    if not metric:
+        return None
+    # what a sweeper (Optuna) optimises: a validation metric the pretrain stage reports
+    if metric not in outputs.get("pretrain", {}):
+        raise KeyError(
+            f"optimize_metric {metric!r} is not among pretrain's outputs {sorted(outputs.get('pretrain', {}))}"
+        )
+    return float(outputs["pretrain"][metric])
 
 
 if __name__ == "__main__":

@@ -116,7 +116,36 @@ def test_chained_entry_point_runs_end_to_end(tmp_path: Path) -> None:
     assert (run_dir / "eval" / "results.md").exists()
     assert "Results (tiny;" in proc.stdout and "| macro_auroc |" in proc.stdout
     assert "results table" in proc.stdout
-    # an evaluation-only re-run in the same folder
-    cmd = [*cmd, "stages=[evaluate]", f"hydra.run.dir={run_dir}"]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    same_folder = [*cmd, f"hydra.run.dir={run_dir}"]
+    # the same command again: every stage after ingest is reused, ingestion finds nothing new
+    proc = subprocess.run(same_folder, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    for stage in ("pretrain", "export", "evaluate"):
+        assert f"[{stage}] unchanged config and inputs: reusing" in proc.stdout, stage
+    record = json.loads((run_dir / "run_record.json").read_text())
+    assert record["stages"]["pretrain"]["outputs"]["reused"] is True
+    assert len(record["input_manifest_sha256"]) == 64
+    # an evaluation setting changes: only evaluation runs again
+    proc = subprocess.run(
+        [*same_folder, "eval.probe.seeds=[1]"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "[pretrain] unchanged config and inputs: reusing" in proc.stdout
+    assert "[export] unchanged config and inputs: reusing" in proc.stdout
+    assert "[evaluate] unchanged" not in proc.stdout
+    results = pd.read_csv(run_dir / "eval" / "results.csv")
+    assert set(results.loc[results["task"] == "linear_probe", "seed"]) == {1}
+    # and an evaluation-only run in the same folder
+    proc = subprocess.run(
+        [*same_folder, "stages=[evaluate]", "rerun=true"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "[evaluate] done" in proc.stdout and "[pretrain]" not in proc.stdout

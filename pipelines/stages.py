@@ -1,0 +1,109 @@
+"""Which stages can be skipped: a stage whose configuration and inputs have not changed since
+its outputs were written is not run again.
+
+A stage's key hashes the config groups it reads and the files it consumes (by content). The
+key and the stage's outputs are stored in `.stage.json` inside the stage's folder once it
+finishes; a later run with the same key reuses the outputs. Ingestion always runs: it has its
+own fingerprint over the dataset's file list, reports and settings, and returns at once when
+nothing changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+MARKER = ".stage.json"
+STAGE_DIRS = {
+    "ingest": "ingest_dir",
+    "pretrain": "pretrain_dir",
+    "export": "embeddings_dir",
+    "evaluate": "eval_dir",
+}
+# the config each stage reads (dotted paths)
+STAGE_CONFIG: dict[str, tuple[str, ...]] = {
+    "pretrain": ("model", "loss", "trainer", "callbacks", "seed", "data.num_workers"),
+    "export": ("method", "seed", "eval.batch_size", "eval.retrieval.queries"),
+    "evaluate": ("eval", "method", "run_name"),
+}
+# the files each stage consumes, relative to the config's paths (globs allowed)
+STAGE_INPUTS: dict[str, tuple[tuple[str, str], ...]] = {
+    "pretrain": (
+        ("ingest_dir", "manifest.parquet"),
+        ("ingest_dir", "reports.parquet"),
+        ("ingest_dir", "cache/cache_meta.json"),
+    ),
+    "export": (
+        ("pretrain_dir", "model.pt"),
+        ("ingest_dir", "manifest.parquet"),
+        ("ingest_dir", "cache/cache_meta.json"),
+    ),
+    "evaluate": (
+        ("embeddings_dir", "*/*.npz"),
+        ("ingest_dir", "labels.parquet"),
+        ("ingest_dir", "manifest.parquet"),
+    ),
+}
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _plain(node: Any) -> Any:
+    # resolved within the whole config, so interpolations to other groups work
+    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+
+
+def stage_key(stage: str, cfg: DictConfig) -> str | None:
+    """The stage's key, or None when the stage always runs (ingest) or an input is missing."""
+    if stage not in STAGE_CONFIG:
+        return None
+    config = {name: _plain(OmegaConf.select(cfg, name)) for name in STAGE_CONFIG[stage]}
+    files: dict[str, str] = {}
+    for dir_key, pattern in STAGE_INPUTS[stage]:
+        root = Path(cfg.paths[dir_key])
+        matches = sorted(root.glob(pattern))
+        if not matches:
+            return None
+        for path in matches:
+            files[f"{dir_key}/{path.relative_to(root)}"] = _file_digest(path)
+    payload = json.dumps(
+        {"stage": stage, "config": config, "files": files}, sort_keys=True, default=str
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def stage_dir(stage: str, cfg: DictConfig) -> Path:
+    return Path(cfg.paths[STAGE_DIRS[stage]])
+
+
+def reusable_outputs(stage: str, cfg: DictConfig, key: str | None) -> dict[str, Any] | None:
+    """The stored outputs of a finished stage with this key, or None when it must run."""
+    if key is None:
+        return None
+    marker = stage_dir(stage, cfg) / MARKER
+    if not marker.exists():
+        return None
+    record = json.loads(marker.read_text())
+    return record["outputs"] if record.get("key") == key else None
+
+
+def mark_finished(stage: str, cfg: DictConfig, outputs: dict[str, Any]) -> None:
+    """Store the stage's key (computed now, over the inputs it consumed) and its outputs."""
+    key = stage_key(stage, cfg)
+    if key is None:
+        return
+    folder = stage_dir(stage, cfg)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f"{MARKER}.tmp"
+    tmp.write_text(json.dumps({"key": key, "outputs": outputs}, indent=2, default=str))
+    tmp.replace(folder / MARKER)

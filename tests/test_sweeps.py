@@ -1,0 +1,67 @@
+"""Hydra multirun sweeps: a 2x2 grid collected into one table, and an Optuna search."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import REPO
+
+
+def run(args: list[str], timeout: int = 900) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipelines.run", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return proc
+
+
+@pytest.mark.slow
+def test_two_by_two_multirun_is_collected_into_one_table(tmp_path: Path) -> None:
+    proc = run(
+        [
+            "-m",
+            "experiment=tiny",
+            f"paths.root_dir={tmp_path}",
+            "loss.temperature=0.1,0.2",
+            "seed=0,1",
+        ]
+    )
+    sweeps = list((tmp_path / "outputs" / "multirun" / "tiny").iterdir())
+    assert len(sweeps) == 1
+    sweep = sweeps[0]
+    table = pd.read_csv(sweep / "sweep_results.csv")
+    assert set(table["job"].astype(str)) == {"0", "1", "2", "3"}
+    assert {"loss.temperature", "seed"} <= set(table.columns)
+    combos = table[["loss.temperature", "seed"]].drop_duplicates().astype(str)
+    assert len(combos) == 4
+    markdown = (sweep / "sweep_results.md").read_text()
+    assert "convirt [0.2, 1]" in markdown or "convirt [0.2, 1.0]" in markdown
+    assert "sweep table" in proc.stdout
+    # the four jobs shared one ingestion folder
+    assert len(list((tmp_path / "outputs" / "ingest").iterdir())) == 1
+
+
+@pytest.mark.slow
+def test_optuna_searches_temperature_and_learning_rate(tmp_path: Path) -> None:
+    run(
+        [
+            "-m",
+            "sweep=optuna_tau_lr",
+            "experiment=tiny",
+            f"paths.root_dir={tmp_path}",
+            "hydra.sweeper.n_trials=2",
+        ]
+    )
+    sweeps = list((tmp_path / "outputs" / "multirun").glob("*/*"))
+    assert len(sweeps) == 1
+    best = (sweeps[0] / "optimization_results.yaml").read_text()
+    assert "best_params" in best and "loss.temperature" in best and "best_value" in best
