@@ -328,14 +328,19 @@ def test_sigkill_at_random_points_then_rerun_matches_an_uninterrupted_run(
     script.write_text(KILL_SCRIPT)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
 
-    def run(out: str, workers: int, kill_after: float | None) -> int:
+    def run(out: str, workers: int, kill_at_parts: int | None) -> int:
         proc = subprocess.Popen(
             [sys.executable, str(script), str(tmp_path), out, str(workers)], env=env
         )
-        if kill_after is None:
+        if kill_at_parts is None:
             return proc.wait(timeout=300)
-        time.sleep(kill_after)
-        proc.send_signal(signal.SIGKILL)
+        # kill at a random point of the work: once that many parts are on disk
+        deadline = time.time() + 300
+        while proc.poll() is None and time.time() < deadline:
+            if len(list(Path(out).glob("parts/*.json"))) >= kill_at_parts:
+                proc.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.005)
         return proc.wait(timeout=60)
 
     reference = str(tmp_path / "reference")
@@ -343,8 +348,7 @@ def test_sigkill_at_random_points_then_rerun_matches_an_uninterrupted_run(
     finished_parts = []
     for seed, workers in ((0, 1), (1, 2), (2, 1)):
         out = str(tmp_path / f"killed{seed}")
-        delay = float(np.random.default_rng(seed).uniform(2.0, 5.0))
-        run(out, workers, delay)
+        run(out, workers, int(np.random.default_rng(seed).integers(1, 36)))
         finished_parts.append(len(list(Path(out).glob("parts/*.json"))))
         assert run(out, workers, None) == 0
         assert_same_artifacts(reference, out)
