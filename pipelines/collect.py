@@ -52,15 +52,19 @@ def collect_sweep(sweep_dir: str | Path) -> dict[str, Path]:
     table = pd.concat(frames, ignore_index=True)
     keys = sorted({k for o in overrides.values() for k in o})
     varying = [k for k in keys if len({o.get(k) for o in overrides.values()}) > 1]
+    columns = []
     for pos, key in enumerate(varying, start=1):
-        table.insert(pos, key, table["job"].map(lambda j, k=key: overrides[j].get(k, "")))
+        # a swept key named like a results column (e.g. `seed`) gets a prefix
+        column = f"sweep.{key}" if key in table.columns else key
+        table.insert(pos, column, table["job"].map(lambda j, k=key: overrides[j].get(k, "")))
+        columns.append(column)
     csv_path, md_path = sweep_dir / "sweep_results.csv", sweep_dir / "sweep_results.md"
     table.to_csv(csv_path, index=False)
     # one column per method x swept setting, so the markdown compares them side by side
     labelled = table.copy()
     if varying:
         labelled["method"] = (
-            labelled["method"] + " [" + labelled[varying].astype(str).agg(", ".join, axis=1) + "]"
+            labelled["method"] + " [" + labelled[columns].astype(str).agg(", ".join, axis=1) + "]"
         )
     md_path.write_text(
         f"# Sweep {sweep_dir.name}\n\nSwept: {', '.join(varying) or '(nothing varies)'}\n\n"

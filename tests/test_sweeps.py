@@ -40,8 +40,9 @@ def test_two_by_two_multirun_is_collected_into_one_table(tmp_path: Path) -> None
     sweep = sweeps[0]
     table = pd.read_csv(sweep / "sweep_results.csv")
     assert set(table["job"].astype(str)) == {"0", "1", "2", "3"}
-    assert {"loss.temperature", "seed"} <= set(table.columns)
-    combos = table[["loss.temperature", "seed"]].drop_duplicates().astype(str)
+    # the swept `seed` is prefixed: results already have a (probe) seed column
+    assert {"loss.temperature", "sweep.seed"} <= set(table.columns)
+    combos = table[["loss.temperature", "sweep.seed"]].drop_duplicates().astype(str)
     assert len(combos) == 4
     markdown = (sweep / "sweep_results.md").read_text()
     assert "convirt [0.2, 1]" in markdown or "convirt [0.2, 1.0]" in markdown
