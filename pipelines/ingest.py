@@ -18,7 +18,6 @@ from omegaconf import DictConfig
 from medrep.data.dicom import DecodeOptions
 from medrep.data.ingest import IngestConfig, run_ingestion, summary_table
 from medrep.data.privacy import resolve_secret
-from medrep.data.reports import ReportParser
 from pipelines.common import plain, timed_stage
 
 
@@ -36,7 +35,7 @@ def ingest_config(cfg: DictConfig) -> IngestConfig:
         modalities=tuple(d.modalities or ()),
         keep_unknown_view=bool(d.keep_unknown_view),
         one_image_per_study=bool(d.one_image_per_study),
-        sections=tuple(d.sections),
+        sections=tuple(cfg.reports.sections),
         image_size=int(d.image_size),
         cache_dtype=str(d.cache_dtype),
         split_fractions=dict(plain(d.split_fractions)),
@@ -78,7 +77,8 @@ def run_ingest(cfg: DictConfig) -> dict[str, Any]:
     summary = run_ingestion(
         ingest_config(cfg),
         adapter,
-        ReportParser(),
+        instantiate(cfg.reports.parser),
+        scrubber=instantiate(cfg.reports.scrubber),
         shard=parse_shard(cfg.data.get("shard")),
         merge=bool(cfg.data.get("merge", True)),
     )

@@ -18,14 +18,14 @@ import pytest
 from PIL import Image
 
 from medrep.data.adapters.base import ImageRecord, ReportRecord
-from medrep.data.adapters.folder import DicomFolderAdapter
+from medrep.data.adapters.generic import GenericAdapter
 from medrep.data.cache import CacheMismatchError, ImageCache, frame_hash
 from medrep.data.ingest import IngestConfig, run_ingestion
 
 IDENTIFIERS = ("MRN-ALPHA", "MRN-BETA", "ACC-100", "ACC-200", "ACC-300", "ACC-404", "Doe^Jane")
 
 
-def make_export(root: Path, dicom_writer) -> tuple[IngestConfig, DicomFolderAdapter]:
+def make_export(root: Path, dicom_writer) -> tuple[IngestConfig, GenericAdapter]:
     rng = np.random.default_rng(0)
     dicom_dir = root / "export"
 
@@ -75,9 +75,7 @@ def make_export(root: Path, dicom_writer) -> tuple[IngestConfig, DicomFolderAdap
         progress=False,
         chunk_size=2,
     )
-    adapter = DicomFolderAdapter(
-        str(dicom_dir), str(root / "reports.csv"), str(root / "labels.csv")
-    )
+    adapter = GenericAdapter(str(dicom_dir), str(root / "reports.csv"), str(root / "labels.csv"))
     return cfg, adapter
 
 
@@ -295,11 +293,11 @@ def test_png_and_jpeg_exports_in_every_mode(tmp_path: Path) -> None:
 KILL_SCRIPT = """
 import sys
 from pathlib import Path
-from medrep.data.adapters.folder import DicomFolderAdapter
+from medrep.data.adapters.generic import GenericAdapter
 from medrep.data.ingest import IngestConfig, run_ingestion
 root = Path(sys.argv[1])
 cfg = IngestConfig(out_dir=sys.argv[2], secret="s", image_size=32, progress=False, chunk_size=4, workers=int(sys.argv[3]))
-run_ingestion(cfg, DicomFolderAdapter(str(root / "export"), str(root / "reports.csv")))
+run_ingestion(cfg, GenericAdapter(str(root / "export"), str(root / "reports.csv")))
 """
 
 

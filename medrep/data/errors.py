@@ -21,6 +21,8 @@ REASON_CODES: dict[str, str] = {
     "empty_report": "the report has no usable sentences in the configured sections",
     "duplicate_image": "an image with the same SOP Instance UID was already ingested",
     "duplicate_report": "a second report row for a study that already has one",
+    "unreadable_report": "a report file could not be read or parsed (XML error, bad encoding)",
+    "missing_file": "a metadata row or report names an image file that is not on disk",
     "filtered_view": "ViewPosition is not among the configured views (not an error)",
     "filtered_modality": "Modality is not among the configured modalities (not an error)",
     "filtered_one_per_study": "another image of the study was kept (one-image-per-study policy)",

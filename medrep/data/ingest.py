@@ -37,6 +37,7 @@ from medrep.data.errors import REASON_CODES, IngestError
 from medrep.data.images import IMAGE_SUFFIXES, load_image_file, quantize, resize_pad
 from medrep.data.privacy import assign_split, pseudonymise
 from medrep.data.reports import ReportParser
+from medrep.data.scrub import Scrubber
 
 log = logging.getLogger(__name__)
 
@@ -125,15 +126,24 @@ def _digest(value: Any) -> str:
 
 
 def parse_reports(
-    records: Iterable[ReportRecord], cfg: IngestConfig, parser: ReportParser
-) -> tuple[pd.DataFrame, list[dict[str, str]]]:
+    records: Iterable[ReportRecord],
+    cfg: IngestConfig,
+    parser: ReportParser,
+    scrubber: Scrubber | None = None,
+) -> tuple[pd.DataFrame, list[dict[str, str]], dict[str, int]]:
     """Reports keyed by pseudonymous `study_key`, with sections and sentences, and their ledger.
 
-    A report with no sentence in the configured sections is rejected (`empty_report`), a second
-    report for the same study is rejected (`duplicate_report`); neither stops ingestion.
+    The scrubber (when given) removes identifiers from the text before anything else reads it;
+    only its counts per category come back. A report with no sentence in the configured
+    sections is rejected (`empty_report`), a second report for the same study is rejected
+    (`duplicate_report`); neither stops ingestion.
+
+    Returns:
+        (reports frame, ledger entries, scrubbed-identifier counts per category).
     """
     rows: dict[str, dict[str, Any]] = {}
     ledger: list[dict[str, str]] = []
+    scrubbed: dict[str, int] = {}
     for rec in records:
         if not rec.study_key:
             ledger.append(_ledger("rejected", "missing_key", rec.source, "report without a key"))
@@ -144,7 +154,13 @@ def parse_reports(
                 _ledger("rejected", "duplicate_report", rec.source, "a second report for a study")
             )
             continue
-        parsed = parser.parse(rec.text)
+        text = rec.text
+        if scrubber is not None:
+            result = scrubber.scrub(text)
+            text = result.text
+            for category, n in result.counts.items():
+                scrubbed[category] = scrubbed.get(category, 0) + n
+        parsed = parser.parse(text)
         sentences = [
             s
             for name in cfg.sections
@@ -167,7 +183,7 @@ def parse_reports(
             "sentences": sentences,
         }
     columns = ["study_key", *cfg.sections, "text", "sentences"]
-    return pd.DataFrame(list(rows.values()), columns=columns), ledger
+    return pd.DataFrame(list(rows.values()), columns=columns), ledger, scrubbed
 
 
 def pseudonymise_labels(labels: pd.DataFrame | None, cfg: IngestConfig) -> pd.DataFrame | None:
@@ -340,6 +356,7 @@ def run_ingestion(
     adapter: DatasetAdapter,
     parser: ReportParser | None = None,
     *,
+    scrubber: Scrubber | None = None,
     shard: tuple[int, int] = (0, 1),
     merge: bool = True,
 ) -> dict[str, Any]:
@@ -362,11 +379,16 @@ def run_ingestion(
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
-    report_frame, report_ledger = parse_reports(adapter.reports(), cfg, parser)
+    report_frame, report_ledger, scrubbed = parse_reports(adapter.reports(), cfg, parser, scrubber)
     records = list(adapter.images())
     if not records:
         raise FileNotFoundError(f"the {adapter.name} dataset lists no image files")
     labels = pseudonymise_labels(adapter.labels(), cfg)
+    # records the adapter could not build (a report file it could not parse, a metadata row
+    # naming a missing image): ledgered beside the reports, outside the file count
+    report_ledger += [
+        _ledger("rejected", p.reason, p.source, p.message) for p in getattr(adapter, "problems", [])
+    ]
     inputs = {
         "files": _digest([r.source for r in records]),
         "reports": frame_hash(report_frame),
@@ -431,7 +453,13 @@ def run_ingestion(
             "seconds": round(time.time() - start, 2),
         }
     summary = _merge(cfg, chunk_names, parts_dir, report_frame, report_ledger, labels, len(records))
-    summary.update({"fingerprint": fingerprint, "seconds": round(time.time() - start, 2)})
+    summary.update(
+        {
+            "fingerprint": fingerprint,
+            "scrubbed_identifiers": scrubbed,
+            "seconds": round(time.time() - start, 2),
+        }
+    )
     atomic_write_text(summary_path, json.dumps(summary, indent=2, sort_keys=True))
     shutil.rmtree(parts_dir, ignore_errors=True)
     return summary
@@ -522,7 +550,7 @@ def _merge(
         "cached": len(manifest),
         "rejected": n_rejected,
         "filtered": n_filtered,
-        "reports_rejected": len(report_ledger),
+        "reports_rejected": len(report_ledger),  # and records the adapter could not build
         "reasons": reasons.to_dict("records"),
         "patients": int(manifest["patient_key"].nunique()),
         "studies": int(manifest["study_key"].nunique()),
@@ -551,6 +579,11 @@ def summary_table(summary: dict[str, Any]) -> str:
     ]
     for r in summary["reasons"]:
         lines.append(f"  {r['kind']:9s} {r['reason']:24s} {r['n']}")
+    scrubbed = summary.get("scrubbed_identifiers") or {}
+    lines.append(
+        "identifiers scrubbed from report text: "
+        + (", ".join(f"{k} {v}" for k, v in sorted(scrubbed.items())) or "none")
+    )
     return "\n".join(lines)
 
 

@@ -1,0 +1,137 @@
+"""A generic layout: a folder of DICOM or image files and a CSV of reports keyed by study.
+
+Two ways to key images to reports:
+- DICOM files found by `file_glob` carry their keys in their headers, so the image records
+  leave study, patient and image ids empty and ingestion reads them (its `join_element`, e.g.
+  AccessionNumber or StudyInstanceUID, must match the report CSV's `key_column`);
+- PNG/JPEG exports have no header, so `images_csv` lists them with their keys (a path relative
+  to `image_dir`, the study key and optionally the patient id and view).
+
+Report rows are all passed on, even with an empty key or text, for ingestion to ledger
+(`missing_key`, `empty_report`, `duplicate_report`). The constructor's first arguments are
+those of `DicomFolderAdapter`, which this layout generalises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from medrep.data.adapters.base import ImageRecord, ReportRecord
+from medrep.data.adapters.common import (
+    AdapterProblem,
+    ProblemLog,
+    label_frame,
+    read_table,
+    require_dir,
+)
+
+# identifier columns that are never labels
+_ID_COLUMNS = frozenset({"AccessionNumber", "StudyInstanceUID", "PatientID", "SOPInstanceUID"})
+
+
+@dataclass
+class GenericAdapter:
+    """Images under `image_dir`, reports (and labels) in CSV files.
+
+    Args:
+        image_dir: root of the image export.
+        reports_csv: one row per study with `key_column` and `text_column`.
+        labels_csv: optional evaluation labels keyed by `key_column` (other columns numeric).
+        key_column: the study key column of the report and label CSVs.
+        text_column: the report text column.
+        file_glob: which files under `image_dir` are images (used without `images_csv`).
+        patient_column: optional patient id column of the report CSV.
+        images_csv: optional table listing the images with their keys (for PNG/JPEG).
+        image_path_column: path of each image, relative to `image_dir`.
+        image_key_column: study key column of `images_csv` (default: `key_column`).
+        image_patient_column / image_view_column: optional columns of `images_csv`.
+        name: the adapter's name in manifests and logs.
+    """
+
+    image_dir: str
+    reports_csv: str
+    labels_csv: str | None = None
+    key_column: str = "AccessionNumber"
+    text_column: str = "report"
+    file_glob: str = "**/*.dcm"
+    patient_column: str | None = None
+    images_csv: str | None = None
+    image_path_column: str = "path"
+    image_key_column: str | None = None
+    image_patient_column: str | None = None
+    image_view_column: str | None = None
+    name: str = "generic"
+
+    def __post_init__(self) -> None:
+        self._log = ProblemLog()
+
+    @property
+    def problems(self) -> list[AdapterProblem]:
+        """Rows skipped so far (complete once images() is exhausted)."""
+        return self._log.problems
+
+    def reports(self) -> Iterator[ReportRecord]:
+        columns = [self.key_column, self.text_column, *filter(None, [self.patient_column])]
+        table = read_table(
+            self.reports_csv,
+            columns,
+            "set key_column and text_column (and patient_column) to the report table's columns",
+        )
+        name = Path(self.reports_csv).name
+        patients = table[self.patient_column] if self.patient_column else [""] * len(table)
+        for i, (key, text, patient) in enumerate(
+            zip(table[self.key_column], table[self.text_column], patients, strict=True)
+        ):
+            # the CSV line number names the row, never the key itself (an identifier)
+            yield ReportRecord(
+                study_key=key.strip(), text=text, source=f"{name}#row{i + 2}", patient_id=patient
+            )
+
+    def images(self) -> Iterator[ImageRecord]:
+        self._log.start("images")
+        root = require_dir(self.image_dir, "the image folder", "set image_dir")
+        if self.images_csv:
+            yield from self._listed_images(root)
+            return
+        for path in sorted(p for p in root.glob(self.file_glob) if p.is_file()):
+            yield ImageRecord(path=str(path.resolve()), source=str(path.relative_to(root)))
+
+    def _listed_images(self, root: Path) -> Iterator[ImageRecord]:
+        assert self.images_csv is not None
+        key_column = self.image_key_column or self.key_column
+        optional = [c for c in (self.image_patient_column, self.image_view_column) if c]
+        table = read_table(
+            self.images_csv,
+            [self.image_path_column, key_column, *optional],
+            "set image_path_column, image_key_column (and the optional columns) to its columns",
+        )
+        name = Path(self.images_csv).name
+        for i, row in enumerate(table.to_dict("records")):
+            where = f"{name}#row{i + 2}"
+            rel = row[self.image_path_column].strip()
+            if not rel:
+                self._log.add("images", "missing_file", where, f"empty {self.image_path_column}")
+                continue
+            path = root / rel
+            if not path.is_file():
+                self._log.add("images", "missing_file", where, f"{rel} is not under {root}")
+                continue
+            yield ImageRecord(
+                path=str(path.resolve()),
+                source=rel,
+                study_key=row[key_column].strip(),
+                patient_id=row[self.image_patient_column] if self.image_patient_column else "",
+                view=row[self.image_view_column].strip().upper() if self.image_view_column else "",
+            )
+
+    def labels(self) -> pd.DataFrame | None:
+        if not self.labels_csv:
+            return None
+        table = read_table(self.labels_csv, [self.key_column], "set key_column")
+        skip = _ID_COLUMNS | {self.key_column, self.patient_column}
+        columns = [c for c in table.columns if c not in skip]
+        return label_frame(table[self.key_column], table, columns)

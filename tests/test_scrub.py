@@ -1,0 +1,162 @@
+"""Report de-identification: identifiers go, clinical content stays, only counts come back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from medrep.data.reports import ReportParser
+from medrep.data.scrub import SCRUB_CATEGORIES, Scrubber
+from medrep.data.synthetic import WorldSpec, plan_world, report_rng, write_report
+from tests.conftest import compose_config
+
+# (text, the identifying spans in it, expected counts)
+CASES = [
+    (
+        "Findings discussed with Dr. John A. Smith at 10:30 a.m. on 03/14/2021 by telephone.",
+        ["John", "Smith", "10:30", "03/14/2021"],
+        {"name": 1, "time": 1, "date": 1},
+    ),
+    ("DR. SMITH WAS NOTIFIED AT 3 PM.", ["SMITH", "3 PM"], {"name": 1, "time": 1}),
+    ("Electronically signed by: Jane Doe, MD", ["Jane", "Doe"], {"name": 1}),
+    ("Attending Radiologist: Robert Jones", ["Robert", "Jones"], {"name": 1}),
+    ("Mrs. O'Neil and Mr Brown-Smith were informed.", ["O'Neil", "Brown-Smith"], {"name": 2}),
+    (
+        "MRN: 00123456. Accession # A1234567. Order number 55512.",
+        ["00123456", "A1234567", "55512"],
+        {"id": 3},
+    ),
+    ("Unlabelled number 123456789 in the header.", ["123456789"], {"id": 1}),
+    (
+        "Pager 12345. Call (617) 555-1234 or ext. 4321.",
+        ["12345", "555-1234", "4321"],
+        {"phone": 3},
+    ),
+    (
+        "Compared with March 14, 2021, Jan 2020, 14 March 2021, 2021-03-14 and 14.03.2021.",
+        ["March 14", "Jan 2020", "14 March", "2021-03-14", "14.03.2021"],
+        {"date": 5},
+    ),
+    ("Prior study on 3/14 and dated 11/2.", ["3/14", "11/2"], {"date": 2}),
+    ("Film taken at 1430 hours.", ["1430"], {"time": 1}),
+    (
+        "92-year-old woman. Age: 95. 101 y/o man. 93F with cough. aged 91.",
+        ["92", "95", "101", "93", "91"],
+        {"age": 5},
+    ),
+]
+
+CLINICAL = [
+    "No pleural effusion.",
+    "No pleural effusion or pneumothorax is seen.",
+    "There is a 5.2 x 3.1 mm nodule in the right upper lobe.",
+    "Compression deformity of the T7 vertebra.",
+    "The endotracheal tube tip is 2.8 cm above the carina.",
+    "Degenerative change at C5-6 and L4-L5.",
+    "A 14F pigtail catheter and a 28 Fr chest tube.",
+    "Lordotic projection at 90 degrees; fractures of the left 4th-6th ribs.",
+    "Heart size is normal; 2/3 of the lung is clear.",
+    "45-year-old man; 89 year old woman; aged 60.",
+    "May represent atelectasis. Opacity in March is unchanged.",
+    "PA and lateral views. MR of the chest. MS history. Prior CT in 2019.",
+    "Right PICC tip in the cavoatrial junction, 12-lead ECG leads overlie the chest.",
+    "SVC. IVC. The patient is status post CABG.",
+]
+
+
+@pytest.mark.parametrize(("text", "spans", "counts"), CASES)
+def test_identifiers_are_replaced_and_counted(
+    text: str, spans: list[str], counts: dict[str, int]
+) -> None:
+    result = Scrubber().scrub(text)
+    for span in spans:
+        assert span not in result.text, (span, result.text)
+        assert span not in repr(result)
+    assert {k: v for k, v in result.counts.items() if v} == counts
+    assert result.total == sum(counts.values())
+    assert "___" in result.text
+
+
+@pytest.mark.parametrize("text", CLINICAL)
+def test_clinical_content_is_untouched(text: str) -> None:
+    result = Scrubber().scrub(text)
+    assert result.text == text
+    assert result.total == 0
+
+
+def test_titles_stay_and_the_parser_drops_the_placeholder() -> None:
+    scrubbed = Scrubber().scrub("IMPRESSION: No pleural effusion. Dr. Smith was paged at 10:30.")
+    assert scrubbed.text == "IMPRESSION: No pleural effusion. Dr. ___ was paged at ___."
+    assert ReportParser().sentences(scrubbed.text) == [
+        "No pleural effusion.",
+        "Dr. was paged at.",
+    ]
+
+
+def test_configuration() -> None:
+    text = "Dr. Smith saw the 95-year-old on 03/14/2021."
+    assert Scrubber(enabled=False).scrub(text).text == text
+    assert Scrubber(enabled=False).scrub(text).total == 0
+    only_dates = Scrubber(categories=["date"]).scrub(text)
+    assert only_dates.text == "Dr. Smith saw the 95-year-old on ___."
+    assert set(only_dates.counts) == {"date"}
+    assert Scrubber(max_age=100).scrub(text).counts["age"] == 0
+    assert Scrubber(replacement="[REMOVED]").scrub(text).text.count("[REMOVED]") == 3
+    assert Scrubber(titles=["Prof."]).scrub(text).counts["name"] == 0
+    with pytest.raises(ValueError, match="unknown scrub categories"):
+        Scrubber(categories=["names"])
+    with pytest.raises(ValueError, match="min_id_digits"):
+        Scrubber(min_id_digits=3)
+
+
+def test_synthetic_reports_pass_unchanged() -> None:
+    """The generator writes MIMIC-style reports with `___` placeholders and no identifiers."""
+    spec = WorldSpec(n_patients=60)
+    scrubber = Scrubber()
+    for study in plan_world(spec).studies:
+        text = write_report(study, report_rng(spec, study)).text
+        result = scrubber.scrub(text)
+        assert result.text == text and result.total == 0
+
+
+def test_config_group_builds_the_default_scrubber(tmp_path: Path) -> None:
+    from hydra.utils import instantiate
+
+    cfg = compose_config(tmp_path)
+    assert instantiate(cfg.reports.scrubber) == Scrubber()
+    assert tuple(cfg.reports.scrubber.categories) == SCRUB_CATEGORIES
+
+
+_CLINICAL_TOKENS = st.one_of(
+    # month names are left out: "March 12" is a date whatever follows it
+    st.sampled_from(
+        [
+            w
+            for w in " ".join(CLINICAL).replace(".", " ").replace(";", " ").split()
+            if w not in ("May", "March")
+        ]
+    ),
+    st.from_regex(r"[0-9]{1,2}\.[0-9] (cm|mm)", fullmatch=True),
+    st.from_regex(r"[0-9]\.[0-9] x [0-9]\.[0-9] mm", fullmatch=True),
+    st.from_regex(r"[TCL][0-9]{1,2}", fullmatch=True),
+    st.from_regex(r"[1-8][0-9] (years?|yo)", fullmatch=True),
+    st.sampled_from([".", ",", "No", "There is", "The", "at", "above", "measuring"]),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_CLINICAL_TOKENS, max_size=30).map(" ".join))
+def test_clinical_prose_survives(text: str) -> None:
+    assert Scrubber().scrub(text).text == text
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(max_size=300))
+def test_arbitrary_text_never_crashes(text: str) -> None:
+    result = Scrubber().scrub(text)
+    assert set(result.counts) == set(SCRUB_CATEGORIES)
+    assert all(n >= 0 for n in result.counts.values())
+    assert result.total == 0 or "___" in result.text
