@@ -43,6 +43,8 @@ def ingest_config(cfg: DictConfig) -> IngestConfig:
         decode=DecodeOptions(**decode),
         workers=int(workers),
         chunk_size=int(d.chunk_size),
+        max_report_chars=int(d.max_report_chars),
+        min_side=int(d.min_side),
     )
 
 

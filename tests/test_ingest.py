@@ -109,8 +109,9 @@ def test_every_file_is_accounted_for(tmp_path: Path, dicom_writer) -> None:
         ("rejected", "empty_report"),  # the report row of ACC-500 (INDICATION only)
         ("rejected", "missing_report"),
         ("rejected", "not_dicom"),
+        ("unmatched", "report_without_images"),  # ACC-300: its only image is a CT
     ]
-    assert summary["reports_rejected"] == 1
+    assert summary["reports_rejected"] == 1 and summary["reports_without_images"] == 1
     assert not (Path(cfg.out_dir) / "parts").exists()
 
 
@@ -206,7 +207,7 @@ def test_one_image_per_study_and_duplicates(tmp_path: Path, dicom_writer) -> Non
     cfg, adapter = make_export(tmp_path, dicom_writer)
     export = Path(adapter.image_dir)
     sop = "1.2.826.0.1.3680043.8.498.99"
-    pixels = np.zeros((8, 8), np.uint16)
+    pixels = np.zeros((16, 16), np.uint16)
     dicom_writer(
         export / "c" / "1.dcm", pixels, patient_id="MRN-ALPHA", accession="ACC-100", sop_uid=sop
     )

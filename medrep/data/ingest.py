@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from medrep.data.adapters.base import DatasetAdapter, ImageRecord, ReportRecord
 from medrep.data.cache import atomic_write_text, create_cache, finalize_cache, frame_hash
-from medrep.data.dicom import DecodeOptions, decode_dataset, read_dicom
+from medrep.data.dicom import DecodeOptions, decode_dataset_image, read_dicom
 from medrep.data.errors import REASON_CODES, IngestError
 from medrep.data.images import IMAGE_SUFFIXES, load_image_file, quantize, resize_pad
 from medrep.data.privacy import assign_split, pseudonymise
@@ -89,7 +89,34 @@ class IngestConfig:
     decode: DecodeOptions = field(default_factory=DecodeOptions)
     workers: int = 1
     chunk_size: int = 64
+    max_report_chars: int = 100_000
+    min_side: int = 16
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        # refuse a bad configuration before any file is touched, naming the setting
+        allowed_joins = ("AccessionNumber", "StudyInstanceUID", "SOPInstanceUID", "PatientID")
+        if self.join_element not in allowed_joins:
+            raise ValueError(
+                f"data.join_element must be one of {allowed_joins}, got {self.join_element!r}"
+            )
+        if self.image_size < 8:
+            raise ValueError(f"data.image_size must be at least 8 pixels, got {self.image_size}")
+        if self.cache_dtype not in ("uint8", "uint16"):
+            raise ValueError(f"data.cache_dtype must be uint8 or uint16, got {self.cache_dtype!r}")
+        if not self.secret:
+            raise ValueError("the pseudonymisation secret is empty; see data.privacy")
+        if not self.sections:
+            raise ValueError("reports.sections is empty: no report text would feed pretraining")
+        if self.workers < 1 or self.chunk_size < 1:
+            raise ValueError(
+                f"workers and chunk_size must be >= 1, got {self.workers}, {self.chunk_size}"
+            )
+        fractions = dict(self.split_fractions)
+        if not fractions or sum(fractions.values()) <= 0 or min(fractions.values()) < 0:
+            raise ValueError(
+                f"data.split_fractions must be non-negative with a positive sum: {fractions}"
+            )
 
     def cache_params(self) -> dict[str, Any]:
         """The preprocessing parameters that define the cache's content."""
@@ -115,6 +142,8 @@ class IngestConfig:
             "sections": list(self.sections),
             "split": {"fractions": dict(self.split_fractions), "salt": self.split_salt},
             "chunk_size": self.chunk_size,
+            "max_report_chars": self.max_report_chars,
+            "min_side": self.min_side,
         }
 
 
@@ -155,6 +184,23 @@ def parse_reports(
             )
             continue
         text = rec.text
+        if len(text) > cfg.max_report_chars:
+            ledger.append(
+                _ledger(
+                    "rejected",
+                    "report_too_large",
+                    rec.source,
+                    f"{len(text)} characters, more than data.max_report_chars={cfg.max_report_chars}",
+                )
+            )
+            continue
+        if "\ufffd" in text:
+            # kept: the readable text is still a report; the ledger says bytes were replaced
+            ledger.append(
+                _ledger(
+                    "repaired", "bad_encoding", rec.source, "undecodable bytes replaced by U+FFFD"
+                )
+            )
         if scrubber is not None:
             result = scrubber.scrub(text)
             text = result.text
@@ -181,8 +227,9 @@ def parse_reports(
             **{name: parsed.sections.get(name, "") for name in cfg.sections},
             "text": parsed.text(cfg.sections),
             "sentences": sentences,
+            "source": rec.source,
         }
-    columns = ["study_key", *cfg.sections, "text", "sentences"]
+    columns = ["study_key", *cfg.sections, "text", "sentences", "source"]
     return pd.DataFrame(list(rows.values()), columns=columns), ledger, scrubbed
 
 
@@ -219,6 +266,24 @@ def _ledger(kind: str, reason: str, source: str, message: str) -> dict[str, str]
 
 def _is_image_file(path: str) -> bool:
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
+def _check_radiograph_header(ds: Any, header: Any, path: str, min_side: int) -> None:
+    """Refusals a radiograph's header already justifies, before any pixel is decoded."""
+    allocated = int(ds.get("BitsAllocated", 0) or 0)
+    if header.bits_stored > 16 or (allocated and header.bits_stored > allocated):
+        raise IngestError(
+            "bad_bit_depth",
+            path,
+            f"BitsStored={header.bits_stored} with BitsAllocated={allocated}: radiographs store "
+            "at most 16 bits, and never more than they allocate",
+        )
+    if 0 < min(header.rows, header.columns) < min_side:
+        raise IngestError(
+            "bad_dimensions",
+            path,
+            f"{header.columns} x {header.rows} pixels, below data.min_side={min_side}",
+        )
 
 
 def _process_record(
@@ -279,8 +344,19 @@ def _process_record(
             )
         if header is None:
             image = load_image_file(rec.path, cfg.decode.max_pixels)
+            decode_path, decode_fallback = "full", "not_offered"
         else:
-            image = decode_dataset(ds, rec.path, cfg.decode)
+            _check_radiograph_header(ds, header, rec.path, cfg.min_side)
+            # the cache's side is the decoder's target: it may decode at a reduced resolution
+            decoded = decode_dataset_image(ds, rec.path, cfg.decode, cfg.image_size)
+            image, decode_path = decoded.image, decoded.decode_path
+            decode_fallback = decoded.fallback
+        if min(image.shape) < cfg.min_side:
+            raise IngestError(
+                "bad_dimensions",
+                rec.path,
+                f"{image.shape[1]} x {image.shape[0]} pixels, below data.min_side={cfg.min_side}",
+            )
     except IngestError as err:
         return None, None, _ledger("rejected", err.reason, rec.source, err.message)
     patient_key = pseudonymise(patient, cfg.secret, "patient")
@@ -295,11 +371,14 @@ def _process_record(
         "view": view,
         "view_source": view_source,
         "modality": modality,
-        "rows": int(image.shape[0]),
-        "columns": int(image.shape[1]),
+        # the source's size (a reduced decode returns a smaller image)
+        "rows": header.rows if header else int(image.shape[0]),
+        "columns": header.columns if header else int(image.shape[1]),
         "photometric": header.photometric if header else "",
         "bits_stored": header.bits_stored if header else 0,
         "transfer_syntax": header.transfer_syntax if header else Path(rec.path).suffix.lower(),
+        "decode_path": decode_path,
+        "decode_fallback": decode_fallback,
         "source": rec.source,
     }
     return row, quantize(resize_pad(image, cfg.image_size), cfg.cache_dtype), None
@@ -522,6 +601,11 @@ def _merge(
 
     manifest = pd.DataFrame(rows, columns=[*_MANIFEST_COLUMNS, "cache_index"])
     used = set(manifest["study_key"])
+    unmatched = reports[~reports["study_key"].isin(used)]
+    for source in unmatched["source"]:
+        report_ledger.append(
+            _ledger("unmatched", "report_without_images", source, "no cached image of this study")
+        )
     reports = reports[reports["study_key"].isin(used)].reset_index(drop=True)
     if labels is not None:
         labels = labels[labels["study_key"].isin(used)].reset_index(drop=True)
@@ -550,7 +634,9 @@ def _merge(
         "cached": len(manifest),
         "rejected": n_rejected,
         "filtered": n_filtered,
-        "reports_rejected": len(report_ledger),  # and records the adapter could not build
+        # rejected report rows and records the adapter could not build
+        "reports_rejected": sum(1 for e in report_ledger if e["kind"] == "rejected"),
+        "reports_without_images": len(unmatched),
         "reasons": reasons.to_dict("records"),
         "patients": int(manifest["patient_key"].nunique()),
         "studies": int(manifest["study_key"].nunique()),
@@ -558,6 +644,8 @@ def _merge(
             str(k): int(v) for k, v in manifest["split"].value_counts().sort_index().items()
         },
         "views": {str(k): int(v) for k, v in manifest["view"].value_counts().sort_index().items()},
+        "decode_paths": _counts(manifest["decode_path"]),
+        "decode_fallbacks": _counts(manifest["decode_fallback"][manifest["decode_fallback"] != ""]),
         "manifest_sha256": manifest_sha,
         "cache_params": cfg.cache_params(),
     }
@@ -565,8 +653,13 @@ def _merge(
 
 _MANIFEST_COLUMNS = [
     "image_key", "study_key", "patient_key", "series_key", "split", "view", "view_source",
-    "modality", "rows", "columns", "photometric", "bits_stored", "transfer_syntax", "source",
+    "modality", "rows", "columns", "photometric", "bits_stored", "transfer_syntax", "decode_path",
+    "decode_fallback", "source",
 ]  # fmt: skip
+
+
+def _counts(column: pd.Series) -> dict[str, int]:
+    return {str(k): int(v) for k, v in column.value_counts().sort_index().items()}
 
 
 def summary_table(summary: dict[str, Any]) -> str:
@@ -579,6 +672,13 @@ def summary_table(summary: dict[str, Any]) -> str:
     ]
     for r in summary["reasons"]:
         lines.append(f"  {r['kind']:9s} {r['reason']:24s} {r['n']}")
+    paths, fallbacks = summary.get("decode_paths") or {}, summary.get("decode_fallbacks") or {}
+    lines.append(
+        "decode paths: "
+        + (", ".join(f"{k} {v}" for k, v in paths.items()) or "none")
+        + "; why full: "
+        + (", ".join(f"{k} {v}" for k, v in fallbacks.items()) or "none")
+    )
     scrubbed = summary.get("scrubbed_identifiers") or {}
     lines.append(
         "identifiers scrubbed from report text: "

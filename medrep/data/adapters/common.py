@@ -79,7 +79,8 @@ def read_table(path: str | Path, required: Sequence[str], fix: str) -> pd.DataFr
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file; {fix}")
-    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    # undecodable bytes become U+FFFD: the row survives and ingestion ledgers it as repaired
+    table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding_errors="replace")
     missing = [c for c in required if c not in table.columns]
     if missing:
         raise ValueError(
