@@ -149,3 +149,17 @@ def test_chained_entry_point_runs_end_to_end(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "[evaluate] done" in proc.stdout and "[pretrain]" not in proc.stdout
+
+
+def test_privacy_audit_finds_no_identifier_in_any_artifact(tiny_run, exported) -> None:
+    """Every file the run and its ingestion wrote, searched for every header identifier."""
+    from medrep.audit import audit_files, identifiers_from_dicom
+    from pipelines.evaluate import run_evaluate
+
+    run_evaluate(tiny_run)
+    identifiers = identifiers_from_dicom(Path(tiny_run.data.root) / "dicom")
+    kinds = set(identifiers.values())
+    assert {"PatientID", "PatientName", "AccessionNumber", "PatientBirthDate", "InstitutionName"} <= kinds
+    hits, n_files = audit_files([tiny_run.paths.run_dir, tiny_run.paths.ingest_dir], identifiers)
+    assert n_files > 20
+    assert hits == []

@@ -1,0 +1,217 @@
+"""Privacy audit: search every file a run wrote for the identifiers of the patients it read.
+
+    python -m medrep.audit --dicom <export folder> [--reports reports.csv --id-column ...]
+        outputs/runs/demo/<stamp> outputs/ingest/<dataset>
+
+Identifiers come from the DICOM headers of the export (names, patient ids, accession numbers,
+dates of birth, institutions, referring physicians) and, optionally, from extra columns of a
+table. Every file under the given folders is searched: text and binary files byte by byte
+(UTF-8 and UTF-16), parquet tables and npz arrays cell by cell after decoding (their strings are
+compressed or stored as UTF-32, where a byte search would miss them). Zero hits is the bar; the
+command exits 1 otherwise and prints where each hit is (never the identifier itself).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import zipfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+# header elements whose values identify a patient or a study (PS3.15 Annex E basic profile's
+# most common ones in radiograph exports)
+IDENTIFYING_ELEMENTS = (
+    "PatientID",
+    "PatientName",
+    "OtherPatientIDs",
+    "PatientBirthDate",
+    "AccessionNumber",
+    "InstitutionName",
+    "InstitutionAddress",
+    "ReferringPhysicianName",
+    "PerformingPhysicianName",
+    "OperatorsName",
+    "StudyID",
+    "PatientAddress",
+    "PatientTelephoneNumbers",
+    "StudyInstanceUID",
+    "SeriesInstanceUID",
+    "SOPInstanceUID",
+)
+MIN_LENGTH = 4  # shorter values ("M", "Li") match everywhere by chance
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A file (and where in it) that holds an identifier; `kind` says which element it came from."""
+
+    path: str
+    where: str
+    kind: str
+
+
+def _variants(kind: str, value: str) -> set[str]:
+    value = value.strip()
+    out = {value}
+    if kind == "PatientName":
+        out |= {part.strip() for part in value.replace("^", " ").split() if part.strip()}
+        out.add(value.replace("^", " ").strip())
+    if kind == "PatientBirthDate" and len(value) == 8 and value.isdigit():
+        y, m, d = value[:4], value[4:6], value[6:]
+        out |= {f"{y}-{m}-{d}", f"{m}/{d}/{y}", f"{d}/{m}/{y}", f"{d}.{m}.{y}"}
+    return {v for v in out if len(v) >= MIN_LENGTH}
+
+
+def identifiers_from_dicom(folder: str | Path, pattern: str = "**/*.dcm") -> dict[str, str]:
+    """Every identifying header value of an export: {value: element it came from}."""
+    import pydicom
+
+    found: dict[str, str] = {}
+    for path in sorted(Path(folder).glob(pattern)):
+        try:
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
+        except Exception:  # an unreadable file carries no readable identifiers
+            continue
+        for kind in IDENTIFYING_ELEMENTS:
+            raw = ds.get(kind)
+            if raw is None:
+                continue
+            values = raw if isinstance(raw, pydicom.multival.MultiValue) else [raw]
+            for value in values:
+                for variant in _variants(kind, str(value)):
+                    found.setdefault(variant, kind)
+    return found
+
+
+class Matcher:
+    """Case-insensitive search for many identifier values at once (one compiled regex)."""
+
+    def __init__(self, identifiers: dict[str, str]) -> None:
+        self.kinds = {value.lower(): kind for value, kind in identifiers.items()}
+        # longest first, so a full name wins over its components
+        ordered = sorted(self.kinds, key=len, reverse=True)
+        self._text = re.compile("|".join(re.escape(v) for v in ordered), re.IGNORECASE)
+        self._utf8 = re.compile(b"|".join(re.escape(v.encode()) for v in ordered), re.IGNORECASE)
+        self._utf16 = re.compile(
+            b"|".join(re.escape(v.encode("utf-16-le")) for v in ordered), re.IGNORECASE
+        )
+
+    def in_bytes(self, data: bytes) -> set[str]:
+        found = {m.group().decode(errors="replace").lower() for m in self._utf8.finditer(data)}
+        found |= {
+            m.group().decode("utf-16-le", errors="replace").lower()
+            for m in self._utf16.finditer(data)
+        }
+        return {self.kinds.get(v, "identifier") for v in found}
+
+    def in_strings(self, values: Iterable[object]) -> set[str]:
+        found = {m.group().lower() for v in values for m in self._text.finditer(str(v))}
+        return {self.kinds.get(v, "identifier") for v in found}
+
+
+def audit_files(roots: Sequence[str | Path], identifiers: dict[str, str]) -> tuple[list[Hit], int]:
+    """Search every file under `roots`; returns (hits, number of files searched).
+
+    Numeric arrays (the image cache, tensors in checkpoints) are not searched: identifiers are
+    text, and burned-in text in pixels is a different problem this audit does not address.
+    """
+    matcher = Matcher(identifiers)
+    hits: list[Hit] = []
+    n_files = 0
+    for root in roots:
+        root = Path(root)
+        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+        for path in files:
+            n_files += 1
+            for where, kind in sorted(set(_scan_file(path, matcher))):
+                hits.append(Hit(str(path), where, kind))
+    return hits, n_files
+
+
+def _scan_file(path: Path, matcher: Matcher) -> Iterable[tuple[str, str]]:
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+        if array.dtype.kind in "US":
+            yield from (
+                ("array", k) for k in matcher.in_strings(np.asarray(array).ravel().tolist())
+            )
+        return
+    if suffix == ".npz":
+        with np.load(path, allow_pickle=False) as data:
+            for name in data.files:
+                array = data[name]
+                if array.dtype.kind in "US":
+                    yield from (
+                        (f"array {name}", k) for k in matcher.in_strings(array.ravel().tolist())
+                    )
+        return
+    if suffix == ".parquet":
+        frame = pd.read_parquet(path)
+        yield from (("column names", k) for k in matcher.in_strings(frame.columns))
+        for column in frame.columns:
+            values = frame[column].explode() if frame[column].dtype == object else frame[column]
+            yield from ((f"column {column}", k) for k in matcher.in_strings(values.astype(str)))
+        return
+    if zipfile.is_zipfile(path):  # torch checkpoints: pickled structure plus tensor storages
+        with zipfile.ZipFile(path) as archive:
+            for member in archive.namelist():
+                if "/data/" in member:  # tensor storage: numbers
+                    continue
+                yield from ((f"member {member}", k) for k in matcher.in_bytes(archive.read(member)))
+        return
+    yield from (("bytes", k) for k in matcher.in_bytes(path.read_bytes()))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("roots", nargs="+", type=Path, help="folders (or files) a run wrote")
+    parser.add_argument(
+        "--dicom",
+        type=Path,
+        action="append",
+        default=[],
+        help="export whose headers hold the identifiers",
+    )
+    parser.add_argument(
+        "--table",
+        type=Path,
+        action="append",
+        default=[],
+        help="CSV with identifier columns (see --column)",
+    )
+    parser.add_argument(
+        "--column", action="append", default=[], help="identifier columns of --table"
+    )
+    args = parser.parse_args(argv)
+    identifiers: dict[str, str] = {}
+    for folder in args.dicom:
+        identifiers.update(identifiers_from_dicom(folder))
+    for table in args.table:
+        frame = pd.read_csv(table, dtype=str, keep_default_na=False)
+        for column in args.column:
+            for value in frame.get(column, []):
+                for variant in _variants(column, value):
+                    identifiers.setdefault(variant, column)
+    if not identifiers:
+        print("no identifiers to search for: give --dicom and/or --table/--column", file=sys.stderr)
+        return 2
+    hits, n_files = audit_files(args.roots, identifiers)
+    kinds = sorted(set(identifiers.values()))
+    print(f"searched {n_files} files for {len(identifiers)} identifier values ({', '.join(kinds)})")
+    for hit in hits:
+        print(f"HIT {hit.path} [{hit.where}]: a {hit.kind} value")
+    print(f"{len(hits)} hits")
+    return 1 if hits else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
