@@ -159,7 +159,45 @@ def test_privacy_audit_finds_no_identifier_in_any_artifact(tiny_run, exported) -
     run_evaluate(tiny_run)
     identifiers = identifiers_from_dicom(Path(tiny_run.data.root) / "dicom")
     kinds = set(identifiers.values())
-    assert {"PatientID", "PatientName", "AccessionNumber", "PatientBirthDate", "InstitutionName"} <= kinds
+    assert {
+        "PatientID",
+        "PatientName",
+        "AccessionNumber",
+        "PatientBirthDate",
+        "InstitutionName",
+    } <= kinds
     hits, n_files = audit_files([tiny_run.paths.run_dir, tiny_run.paths.ingest_dir], identifiers)
     assert n_files > 20
     assert hits == []
+
+
+def test_embedding_notebook_executes_top_to_bottom(tiny_run, exported) -> None:
+    """notebooks/embedding_explorer.ipynb on the tiny run; the stored copy has no outputs."""
+    import os
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    from pipelines.evaluate import run_evaluate
+    from tests.conftest import REPO
+
+    run_evaluate(tiny_run)
+    path = REPO / "notebooks" / "embedding_explorer.ipynb"
+    stored = nbformat.read(path, as_version=4)
+    assert all(not c.get("outputs") for c in stored.cells if c.cell_type == "code"), (
+        "stored with outputs"
+    )
+    os.environ["MEDREP_RUN_DIR"] = str(tiny_run.paths.run_dir)
+    os.environ.pop("MPLBACKEND", None)  # the kernel's inline backend emits the figures
+    try:
+        NotebookClient(
+            stored,
+            timeout=300,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(path.parent)}},
+        ).execute()
+    finally:
+        os.environ.pop("MEDREP_RUN_DIR")
+    outputs = [o for c in stored.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert sum(o.output_type == "display_data" for o in outputs) >= 4  # the figures
