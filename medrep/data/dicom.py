@@ -19,6 +19,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_modality_lut, apply_voi_lut, pixel_array
 
 from medrep.data.errors import IngestError
+from medrep.data.reduced import FULL, decode_reduced
 
 MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
 
@@ -157,12 +158,35 @@ class DecodeOptions:
         percentile_window: the (low, high) percentiles used when the file carries no VOI window.
         frame: which frame to take from a multi-frame file; None rejects multi-frame files.
         max_pixels: refuse images larger than this before decoding (bounded memory).
+        reduced_decode: when the caller names a target size, decode JPEG 2000 and 8-bit JPEG
+            directly at the largest reduction whose longest side is still >= the target
+            (`medrep.data.reduced`), falling back to the full decode per file. Changes pixels
+            (within 1% after the caller's resize), so it is part of the cache's parameters.
     """
 
     window_index: int = 0
     percentile_window: tuple[float, float] = (0.5, 99.5)
     frame: int | None = None
     max_pixels: int = 10000 * 10000
+    reduced_decode: bool = True
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    """A display image and how its pixels were decoded.
+
+    Attributes:
+        image: float32 [h, w] in [0, 1]; smaller than Rows x Columns after a reduced decode
+            (never with a longest side below the target size).
+        decode_path: `full`, `j2k_reduce_<r>` (2**r smaller) or `jpeg_draft_<s>` (s smaller).
+        fallback: why the decode was full although a target size was given (a key of
+            `medrep.data.reduced.FALLBACK_REASONS`); "" after a reduced decode or without a
+            target.
+    """
+
+    image: np.ndarray
+    decode_path: str
+    fallback: str = ""
 
 
 def _voi_output_range(ds: Dataset) -> tuple[float, float]:
@@ -276,14 +300,52 @@ def pixels_to_display(arr: np.ndarray, ds: Dataset, options: DecodeOptions) -> n
     return _display_from_modality(modality, ds, options, window)
 
 
-def decode_dataset(ds: Dataset, path: str | Path, options: DecodeOptions) -> np.ndarray:
+def decode_dataset(
+    ds: Dataset, path: str | Path, options: DecodeOptions, target_size: int | None = None
+) -> np.ndarray:
     """Decode a dataset read by `read_dicom` to a float32 [H, W] display image in [0, 1].
 
-    Checks run before any pixel is decoded, so a refused file costs no decode time or memory.
+    With `target_size` (the longest side the caller will resize to) and
+    `options.reduced_decode`, the image may come back smaller than Rows x Columns, never with a
+    longest side below `target_size`; see `decode_dataset_image` for which path was taken.
 
     Raises:
         IngestError: with a reason code when the file is refused; the message names the field.
     """
+    return decode_dataset_image(ds, path, options, target_size).image
+
+
+def decode_dataset_image(
+    ds: Dataset, path: str | Path, options: DecodeOptions, target_size: int | None = None
+) -> DecodedImage:
+    """`decode_dataset`, also saying whether the pixels were decoded in full or reduced.
+
+    Checks run before any pixel is decoded, so a refused file costs no decode time or memory.
+    A reduced decode that is refused or fails falls back to pydicom's full decode of the same
+    file; only a file that the full decode cannot read either is refused.
+
+    Raises:
+        IngestError: with a reason code when the file is refused; the message names the field.
+    """
+    n_frames = _check_decodable(ds, path, options)
+    fallback = ""
+    if target_size is not None:
+        if target_size < 1:
+            raise ValueError(f"target_size must be a positive side in pixels, got {target_size}")
+        if options.reduced_decode:
+            reduced = decode_reduced(ds, path, target_size, options.frame or 0)
+            if reduced.pixels is not None:
+                display = pixels_to_display(reduced.pixels, ds, options)
+                return DecodedImage(display, reduced.decode_path)
+            fallback = reduced.fallback
+        else:
+            fallback = "disabled"
+    arr = _decode_full(ds, path, options, n_frames)
+    return DecodedImage(pixels_to_display(arr, ds, options), FULL, fallback)
+
+
+def _check_decodable(ds: Dataset, path: str | Path, options: DecodeOptions) -> int:
+    """Refuse what no decode path handles (before decoding anything); the number of frames."""
     if "PixelData" not in ds and "FloatPixelData" not in ds:
         raise IngestError("no_pixel_data", path, "no Pixel Data element (7FE0,0010)")
     photometric = str(ds.get("PhotometricInterpretation", "")).strip().upper()
@@ -309,6 +371,11 @@ def decode_dataset(ds: Dataset, path: str | Path, options: DecodeOptions) -> np.
         raise IngestError(
             "multi_frame", path, f"frame {options.frame} asked, the file has {n_frames}"
         )
+    return n_frames
+
+
+def _decode_full(ds: Dataset, path: str | Path, options: DecodeOptions, n_frames: int) -> Any:
+    """pydicom's decode of the whole frame (stored values)."""
     try:
         if n_frames > 1:
             assert options.frame is not None
@@ -323,14 +390,19 @@ def decode_dataset(ds: Dataset, path: str | Path, options: DecodeOptions) -> np.
         ) from exc
     if arr.ndim != 2:
         raise IngestError("bad_dimensions", path, f"decoded array has shape {arr.shape}, not 2-D")
-    return pixels_to_display(np.asarray(arr), ds, options)
+    return np.asarray(arr)
 
 
-def decode_dicom(path: str | Path, options: DecodeOptions | None = None) -> np.ndarray:
+def decode_dicom(
+    path: str | Path, options: DecodeOptions | None = None, target_size: int | None = None
+) -> np.ndarray:
     """Read and decode one grayscale radiograph to a float32 [H, W] display image in [0, 1].
+
+    `target_size` allows a reduced decode (see `decode_dataset`); without it the image is
+    Rows x Columns.
 
     Raises:
         IngestError: with a reason code when the file is refused; the message names the field.
     """
     ds, _ = read_dicom(path)
-    return decode_dataset(ds, path, options or DecodeOptions())
+    return decode_dataset(ds, path, options or DecodeOptions(), target_size)
