@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,8 @@ from omegaconf import DictConfig
 
 from medrep.data.datamodule import PairedDataModule
 from pipelines.common import augment_config, build_module, save_model, timed_stage
+
+log = logging.getLogger("medrep")
 
 
 def build_datamodule(cfg: DictConfig) -> PairedDataModule:
@@ -42,9 +45,20 @@ def run_pretrain(cfg: DictConfig) -> dict[str, Any]:
         logger=CSVLogger(str(out_dir), name="logs"),
     )
     last = out_dir / "checkpoints" / "last.ckpt"
-    # a re-run of the same command resumes from the last checkpoint
-    trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if last.exists() else None)
-    model_path = save_model(module, cfg, out_dir)
+    # a re-run of the same command resumes from the last checkpoint (tensors and plain values
+    # only: loaded with weights_only=True)
+    if last.exists():
+        log.info("resuming from %s", last)
+    trainer.fit(
+        module,
+        datamodule=datamodule,
+        ckpt_path=str(last) if last.exists() else None,
+        weights_only=True,
+    )
+    # under DDP every process gets here with the same weights; one writes them
+    model_path = (
+        save_model(module, cfg, out_dir) if trainer.is_global_zero else out_dir / "model.pt"
+    )
     metrics = {
         k: round(float(v), 4) for k, v in trainer.callback_metrics.items() if k.startswith("val/")
     }

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from medrep.models.encoders import ImageEncoder, TextEncoder
-from medrep.models.losses import ConVIRTLoss
+from medrep.models.losses import CLIPLoss, ConVIRTLoss, SigLIPLoss
 from medrep.models.module import ContrastivePretrainer
 from medrep.pretrained import load_tokenizer, resolve_model_path
 
@@ -88,6 +88,7 @@ def test_freezing_is_per_layer() -> None:
         tiny_text(n_frozen_layers=3)
 
 
+@pytest.mark.slow
 def test_module_learns_to_pair_a_fixed_batch() -> None:
     torch.manual_seed(0)
     module = ContrastivePretrainer(
@@ -112,3 +113,248 @@ def test_module_learns_to_pair_a_fixed_batch() -> None:
         loss.backward()
         optimizer.step()
     assert loss.item() < 0.5 * first
+
+
+# --- torchvision weights onto the MONAI ResNet-50 ---------------------------------------------
+
+
+def torchvision_resnet50_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
+    """The names and shapes of `torchvision.models.resnet50().state_dict()`, from its definition.
+
+    (torchvision is not installed here.) Bottleneck blocks [3, 4, 6, 3] of widths 64..512 with
+    expansion 4, a projection shortcut `downsample.{0: conv, 1: bn}` in each stage's first block,
+    convolutions without bias, and the 1000-class `fc`. He-initialised so activations stay sane.
+    """
+    g = torch.Generator().manual_seed(seed)
+    state: dict[str, torch.Tensor] = {}
+
+    def conv(name: str, out_c: int, in_c: int, k: int) -> None:
+        state[f"{name}.weight"] = (
+            torch.randn(out_c, in_c, k, k, generator=g) * (2 / (in_c * k * k)) ** 0.5
+        )
+
+    def bn(name: str, c: int) -> None:
+        state[f"{name}.weight"] = 0.5 + torch.rand(c, generator=g)
+        state[f"{name}.bias"] = 0.1 * torch.randn(c, generator=g)
+        state[f"{name}.running_mean"] = 0.1 * torch.randn(c, generator=g)
+        state[f"{name}.running_var"] = 0.5 + torch.rand(c, generator=g)
+        state[f"{name}.num_batches_tracked"] = torch.tensor(100)
+
+    conv("conv1", 64, 3, 7)
+    bn("bn1", 64)
+    in_c = 64
+    for stage, (width, blocks) in enumerate(
+        zip((64, 128, 256, 512), (3, 4, 6, 3), strict=True), start=1
+    ):
+        for i in range(blocks):
+            p = f"layer{stage}.{i}"
+            conv(f"{p}.conv1", width, in_c, 1)
+            bn(f"{p}.bn1", width)
+            conv(f"{p}.conv2", width, width, 3)
+            bn(f"{p}.bn2", width)
+            conv(f"{p}.conv3", width * 4, width, 1)
+            bn(f"{p}.bn3", width * 4)
+            if i == 0:
+                conv(f"{p}.downsample.0", width * 4, in_c, 1)
+                bn(f"{p}.downsample.1", width * 4)
+            in_c = width * 4
+    state["fc.weight"] = 0.01 * torch.randn(1000, 2048, generator=g)
+    state["fc.bias"] = torch.zeros(1000)
+    return state
+
+
+def test_the_test_state_dict_has_torchvision_resnet50s_size() -> None:
+    state = torchvision_resnet50_state_dict()
+    learnable = sum(
+        v.numel()
+        for k, v in state.items()
+        if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))
+    )
+    assert len(state) == 320 and learnable == 25_557_032  # torchvision's published figures
+
+
+def test_torchvision_resnet50_weights_load_onto_the_grey_monai_encoder(tmp_path: Path) -> None:
+    from monai.networks.nets import ResNet
+
+    state = torchvision_resnet50_state_dict()
+    path = tmp_path / "resnet50_imagenet.pt"
+    torch.save(state, path)
+    encoder = ImageEncoder(
+        depth=50,
+        weights_path=str(path),
+        weights_format="torchvision",
+        conv1_stride=2,
+        bias_downsample=False,
+    ).eval()
+    assert encoder.out_dim == 2048
+    loaded = encoder.net.state_dict()
+    assert torch.equal(loaded["layer3.5.conv2.weight"], state["layer3.5.conv2.weight"])
+    assert torch.equal(loaded["conv1.weight"], state["conv1.weight"].sum(1, keepdim=True))
+    # the RGB network (torchvision's layout, same weights) on the grey image in 3 channels
+    rgb = ResNet(
+        block="bottleneck",
+        layers=[3, 4, 6, 3],
+        block_inplanes=[64, 128, 256, 512],
+        spatial_dims=2,
+        n_input_channels=3,
+        conv1_t_stride=2,
+        bias_downsample=False,
+        num_classes=1000,
+    ).eval()
+    rgb.load_state_dict(state)
+    rgb.fc = torch.nn.Identity()
+    x = torch.rand(2, 1, 64, 64)
+    with torch.no_grad():
+        expected = rgb(x.expand(-1, 3, -1, -1))
+        got = encoder(x)
+    assert got.shape == (2, 2048)
+    assert torch.allclose(got, expected, rtol=1e-4, atol=1e-4 * expected.abs().max().item())
+
+
+def test_torchvision_weights_fit_monais_default_stem_too(tmp_path: Path) -> None:
+    path = tmp_path / "w.pt"
+    torch.save(torchvision_resnet50_state_dict(), path)
+    encoder = ImageEncoder(depth=50, weights_path=str(path), weights_format="torchvision")
+    # MONAI's shortcut convolutions have a bias that torchvision's lack: it starts at zero
+    assert not encoder.net.state_dict()["layer1.0.downsample.0.bias"].any()
+
+
+def test_weight_files_that_do_not_fit_are_clear_errors(tmp_path: Path) -> None:
+    path = tmp_path / "w.pt"
+    torch.save(torchvision_resnet50_state_dict(), path)
+    with pytest.raises(ValueError, match="weights_format=torchvision"):
+        ImageEncoder(depth=50, weights_path=str(path))
+    with pytest.raises(ValueError, match=r"w\.pt.*layer1\.0\.conv1\.weight.*base_width"):
+        ImageEncoder(depth=50, base_width=32, weights_path=str(path), weights_format="torchvision")
+    with pytest.raises(ValueError, match=r"encoder needs \(64, 64, 3, 3\).*image_encoder\.depth"):
+        ImageEncoder(depth=18, weights_path=str(path), weights_format="torchvision")
+    with pytest.raises(ValueError, match="weights_format"):
+        ImageEncoder(depth=18, weights_format="timm")
+
+
+def test_text_encoder_depth_is_checked_with_the_fix() -> None:
+    with pytest.raises(
+        ValueError, match=r"cannot freeze 7 layers of a 2-layer encoder.*n_frozen_layers"
+    ):
+        tiny_text(n_frozen_layers=7)
+    with pytest.raises(ValueError, match="between 0 and 2"):
+        tiny_text(n_frozen_layers=-1)
+
+
+# --- the LightningModule's wiring ---------------------------------------------------------------
+
+
+def tiny_module(loss: torch.nn.Module | None = None, **kwargs) -> ContrastivePretrainer:
+    torch.manual_seed(0)
+    return ContrastivePretrainer(
+        ImageEncoder(depth=10, base_width=4),
+        tiny_text(n_frozen_layers=0, freeze_embeddings=False),
+        loss or ConVIRTLoss(0.1, 0.75),
+        optimizer=partial(torch.optim.Adam, lr=1e-2, weight_decay=1e-6),
+        embed_dim=16,
+        **kwargs,
+    )
+
+
+def random_batch(n: int = 8, seed: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return {
+        "image": torch.randn(n, 1, 32, 32, generator=g),
+        "input_ids": torch.randint(1000, 2000, (n, 6), generator=g),
+        "attention_mask": torch.ones(n, 6, dtype=torch.long),
+        "index": torch.arange(n),
+    }
+
+
+@pytest.mark.parametrize("loss", [CLIPLoss(0.07), SigLIPLoss()], ids=["clip", "siglip"])
+def test_learnable_loss_parameters_are_optimised_without_weight_decay(
+    loss: torch.nn.Module,
+) -> None:
+    module = tiny_module(loss)
+    optimizer = module.configure_optimizers()
+    assert isinstance(optimizer, torch.optim.Optimizer)
+    groups = {g["name"]: g for g in optimizer.param_groups}
+    loss_params = list(loss.parameters())
+    assert [id(p) for p in groups["loss"]["params"]] == [id(p) for p in loss_params]
+    assert (
+        groups["loss"]["weight_decay"] == 0.0 and groups["image_and_heads"]["weight_decay"] == 1e-6
+    )
+    before = [p.detach().clone() for p in loss_params]
+    module.train()
+    terms = module.loss_terms(module(random_batch()))
+    optimizer.zero_grad()
+    terms["loss"].backward()
+    optimizer.step()
+    assert all(not torch.equal(a, b) for a, b in zip(before, loss.parameters(), strict=True))
+
+
+def test_loss_runs_in_float32_under_bf16_autocast() -> None:
+    module = tiny_module().train()
+    batch = random_batch()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        emb = module(batch)
+        terms = module.loss_terms(emb)
+    assert emb.image.dtype == torch.bfloat16  # the encoders did run in bf16
+    assert terms["loss"].dtype == torch.float32
+    reference = module.loss(emb.image.float(), emb.text.float())["loss"]
+    assert torch.equal(terms["loss"], reference)
+
+
+class _Pairs(torch.utils.data.Dataset):
+    def __init__(self, n: int) -> None:
+        self.batch = random_batch(n)
+
+    def __len__(self) -> int:
+        return len(self.batch["index"])
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {k: v[i] for k, v in self.batch.items()}
+
+
+def fit_briefly(module: ContrastivePretrainer, **trainer_kwargs) -> None:
+    import lightning as L
+
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_steps=3,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        **trainer_kwargs,
+    )
+    loader = torch.utils.data.DataLoader(_Pairs(16), batch_size=4)
+    trainer.fit(module, train_dataloaders=loader)
+
+
+def test_gradient_accumulation_is_refused_unless_chosen() -> None:
+    with pytest.raises(
+        ValueError, match="accumulate_grad_batches=2.*own negatives.*allow_grad_accumulation"
+    ):
+        fit_briefly(tiny_module(), accumulate_grad_batches=2)
+    fit_briefly(tiny_module(allow_grad_accumulation=True), accumulate_grad_batches=2)
+
+
+class _NaNGradient(torch.nn.Module):
+    """A finite loss whose gradient is NaN (d/dx sqrt(0 * x) = 0 * inf)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = ConVIRTLoss()
+
+    def forward(self, image: torch.Tensor, text: torch.Tensor, **kwargs) -> dict[str, torch.Tensor]:
+        terms = self.inner(image, text, **kwargs)
+        return {"loss": terms["loss"] + (0.0 * image.sum()).sqrt()}
+
+
+def test_non_finite_gradients_stop_before_the_update() -> None:
+    module = tiny_module(_NaNGradient())
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    with pytest.raises(FloatingPointError, match="non-finite gradient norm at global step 0"):
+        fit_briefly(module)
+    after = module.state_dict()
+    assert all(
+        torch.equal(before[k], after[k])
+        for k in before
+        if "running" not in k and "num_batches" not in k
+    )

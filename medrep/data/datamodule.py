@@ -8,12 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from medrep.data.cache import ImageCache, frame_hash
 from medrep.data.ingest import CACHE_DIR, MANIFEST_NAME, REPORTS_NAME
+from medrep.data.sampling import ItemKey, ResumableSampler
 from medrep.data.transforms import AugmentConfig, ImageTransform, eval_transform, train_transform
 from medrep.pretrained import load_tokenizer
 
@@ -69,17 +71,31 @@ class PairedImageTextDataset(Dataset):
     def __len__(self) -> int:
         return len(self.cache_index)
 
-    def text_for(self, index: int) -> str:
+    def text_for(self, index: int, rng: np.random.Generator | None = None) -> str:
         sentences = self.sentences[index]
         if self.text_view == "full_text" or not sentences:
             return self.texts[index]
         if self.text_view == "fixed_sentence":
             return sentences[zlib.crc32(self.keys[index].encode()) % len(sentences)]
+        if rng is not None:
+            return sentences[int(rng.integers(len(sentences)))]
         return sentences[int(torch.randint(len(sentences), (1,)).item())]
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def __getitem__(self, key: int | ItemKey) -> dict[str, Any]:
+        """An item by index, or by `(index, seed)` from `ResumableSampler`.
+
+        With a seed, the item's augmentation and sentence are a function of it alone (what makes a
+        resumed run see the same data as an uninterrupted one); without, they use the process RNGs.
+        """
+        index, seed = (key, None) if isinstance(key, int) else key
+        rng = None
+        if seed is not None:
+            rng = np.random.default_rng(seed)
+            reseed = getattr(self.transform, "reseed", None)
+            if reseed is not None:
+                reseed(int(rng.integers(2**31 - 1)))
         image = torch.from_numpy(self.cache.image(int(self.cache_index[index])))[None]
-        return {"image": self.transform(image), "text": self.text_for(index), "index": index}
+        return {"image": self.transform(image), "text": self.text_for(index, rng), "index": index}
 
 
 class TextCollator:
@@ -138,6 +154,8 @@ class PairedDataModule(L.LightningDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
+        # where the next training iteration starts: (epoch, steps done), set by a resumed run
+        self._resume_at: tuple[int, int] | None = None
         self.ingest_dir = ingest_dir
         self.tokenizer_path = tokenizer_path
         self.augment = augment
@@ -166,23 +184,76 @@ class PairedDataModule(L.LightningDataModule):
                 )
             self.datasets[split] = PairedImageTextDataset(cache, rows, transform, view)
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        dataset = self.datasets[split]
+    def _loader(self, split: str, sampler: ResumableSampler | None = None) -> DataLoader:
         return DataLoader(
-            dataset,
+            self.datasets[split],
             batch_size=self.batch_size,
-            shuffle=shuffle,
-            # a contrastive batch of one has no negatives: drop the ragged last training batch
-            drop_last=shuffle and len(dataset) > self.batch_size,
+            sampler=sampler,
+            shuffle=False,
             num_workers=self.num_workers,
             collate_fn=self.collate,
             persistent_workers=False,
             worker_init_fn=single_threaded_worker,
-            generator=torch.Generator().manual_seed(self.seed) if shuffle else None,
+            # a private generator: creating an iterator must not draw from the global RNG, which
+            # the model's dropout uses (a resumed run restores that RNG and must not perturb it)
+            generator=torch.Generator().manual_seed(self.seed),
         )
 
+    def _processes(self) -> tuple[int, int]:
+        """(world size, rank) of the attached trainer; (1, 0) without one."""
+        trainer = self.trainer
+        if trainer is None:
+            return 1, 0
+        return int(trainer.world_size), int(trainer.global_rank)
+
+    def train_sampler(self) -> ResumableSampler:
+        """This process's share of each global batch, starting where a resumed run left off."""
+        world_size, rank = self._processes()
+        epoch = int(self.trainer.current_epoch) if self.trainer is not None else 0
+        done = 0
+        if self._resume_at is not None:
+            epoch, done = self._resume_at
+            self._resume_at = None
+        sampler = ResumableSampler(
+            self.datasets["train"], self.batch_size, self.seed, world_size, rank, epoch, done
+        )
+        if done >= sampler.steps:  # the checkpoint closed its epoch: start the next one
+            sampler.epoch, sampler.start_batch = epoch + 1, 0
+        return sampler
+
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        return self._loader("train", self.train_sampler())
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
+        return self._loader("val")
+
+    def state_dict(self) -> dict[str, Any]:
+        """The training position for a checkpoint: epoch and steps done in it (plain ints).
+
+        Taken from the trainer's progress rather than from the loader, which has already
+        prefetched batches that were not trained on yet.
+        """
+        trainer = self.trainer
+        if trainer is None or not trainer.training:
+            return {}
+        # at on_train_batch_end (where step checkpoints are written) the batch counts as
+        # processed but not yet completed
+        progress = trainer.fit_loop.epoch_loop.batch_progress.current
+        done = getattr(progress, "processed", progress.completed)
+        return {
+            "epoch": int(trainer.current_epoch),
+            "steps_done": int(done),
+            "global_batch": self.batch_size * self._processes()[0],
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if not state_dict:
+            return
+        global_batch = self.batch_size * self._processes()[0]
+        if state_dict["global_batch"] != global_batch:
+            raise ValueError(
+                f"the checkpoint was trained with a global batch of {state_dict['global_batch']} "
+                f"pairs, this run has {global_batch} (batch size x devices); resume with the same "
+                "batch size and number of devices, or start a new run folder"
+            )
+        self._resume_at = (int(state_dict["epoch"]), int(state_dict["steps_done"]))

@@ -116,6 +116,11 @@ class _PlainTransform:
         self.compose.set_random_state(seed=seed)
         self._pid = os.getpid()
 
+    def reseed(self, seed: int) -> None:
+        """Seed the random transforms for the next image (per-item seeding; see data/sampling.py)."""
+        self.compose.set_random_state(seed=seed)
+        self._pid = os.getpid()
+
     def __call__(self, image: torch.Tensor) -> torch.Tensor:
         if os.getpid() != self._pid:
             self._pid = os.getpid()

@@ -7,6 +7,8 @@ and a configurable pooling.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -25,6 +27,61 @@ RESNET_LAYOUTS: dict[int, tuple[str, list[int]]] = {
 }
 
 
+WEIGHT_FORMATS = ("monai", "torchvision")
+
+
+def torchvision_resnet_to_monai(
+    source: Mapping[str, torch.Tensor], target: Mapping[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """Map a torchvision ResNet state dict onto a MONAI 2-D ResNet's state dict.
+
+    MONAI's ResNet uses torchvision's parameter names (conv1, bn1, layerN.i.convK/bnK,
+    layerN.0.downsample.{0,1}); what differs is handled here:
+      - the classifier (`fc.*`) is dropped: the encoder returns pooled features;
+      - an RGB `conv1` [C, 3, k, k] becomes a grey one [C, 1, k, k] by summing over the colour
+        channels, which gives exactly the RGB network's response to a grey image copied into all
+        three channels;
+      - downsample convolutions that have a bias in MONAI (its `bias_downsample=True`) get a zero
+        bias, and BatchNorm `num_batches_tracked` counters missing from old checkpoints start at 0.
+
+    Args:
+        source: torchvision's `resnet*().state_dict()` (e.g. ImageNet weights saved to a file).
+        target: the MONAI network's own `state_dict()` (names and shapes to produce).
+
+    Raises:
+        ValueError: naming missing, unexpected or mis-shaped parameters.
+    """
+    mapped: dict[str, torch.Tensor] = {}
+    problems: list[str] = []
+    for name, want in target.items():
+        have = source.get(name)
+        if have is None:
+            if name.endswith("downsample.0.bias") or name.endswith("num_batches_tracked"):
+                mapped[name] = torch.zeros_like(want)
+            else:
+                problems.append(f"missing {name} {tuple(want.shape)}")
+            continue
+        if name == "conv1.weight" and have.ndim == 4 and have.shape[1] == 3 and want.shape[1] == 1:
+            have = have.sum(dim=1, keepdim=True)
+        if have.shape != want.shape:
+            problems.append(
+                f"{name}: file has {tuple(have.shape)}, encoder needs {tuple(want.shape)}"
+            )
+            continue
+        mapped[name] = have.to(want.dtype)
+    unexpected = sorted(k for k in source if k not in target and not k.startswith("fc."))
+    problems += [f"unexpected {k}" for k in unexpected]
+    if problems:
+        shown = "; ".join(problems[:6]) + (
+            f"; and {len(problems) - 6} more" if len(problems) > 6 else ""
+        )
+        raise ValueError(
+            f"not a torchvision ResNet of this encoder's depth and width: {shown}; check "
+            "image_encoder.depth (and base_width=64 for torchvision weights)"
+        )
+    return mapped
+
+
 class ImageEncoder(nn.Module):
     """MONAI ResNet (2-D) without its classifier: [B, C, H, W] -> pooled features [B, out_dim].
 
@@ -32,7 +89,15 @@ class ImageEncoder(nn.Module):
         depth: 10, 18, 34, 50 or 101.
         base_width: channels of the first stage (64 is the standard ResNet; smaller for CPU).
         in_channels: 1 for radiographs.
-        weights_path: optional local state dict to load (strict), e.g. a previous run's encoder.
+        weights_path: optional local state dict to load (strict), e.g. a previous run's encoder
+            or torchvision's ImageNet ResNet-50 saved with `torch.save(model.state_dict(), path)`.
+        weights_format: `monai` (this encoder's own `net` state dict) or `torchvision` (mapped
+            by `torchvision_resnet_to_monai`).
+        conv1_stride: stride of the 7x7 stem convolution. torchvision's ResNets (and ConVIRT's
+            ResNet-50) use 2; MONAI's default, 1, keeps 4x more activations (the CPU demo's
+            small images use it).
+        bias_downsample: a bias in the shortcut convolutions (MONAI's default; torchvision's
+            ResNets have none).
     """
 
     def __init__(
@@ -41,10 +106,17 @@ class ImageEncoder(nn.Module):
         base_width: int = 64,
         in_channels: int = 1,
         weights_path: str | None = None,
+        weights_format: str = "monai",
+        conv1_stride: int = 1,
+        bias_downsample: bool = True,
     ) -> None:
         super().__init__()
         if depth not in RESNET_LAYOUTS:
             raise ValueError(f"ResNet depth must be one of {sorted(RESNET_LAYOUTS)}, got {depth}")
+        if weights_format not in WEIGHT_FORMATS:
+            raise ValueError(
+                f"weights_format must be one of {WEIGHT_FORMATS}, got {weights_format!r}"
+            )
         block, layers = RESNET_LAYOUTS[depth]
         widths = [base_width, base_width * 2, base_width * 4, base_width * 8]
         self.net = ResNet(
@@ -53,14 +125,30 @@ class ImageEncoder(nn.Module):
             block_inplanes=widths,
             spatial_dims=2,
             n_input_channels=in_channels,
+            conv1_t_stride=conv1_stride,
             feed_forward=False,
+            bias_downsample=bias_downsample,
         )
         self.out_dim = widths[-1] * (4 if block == "bottleneck" else 1)
         if weights_path:
-            state = torch.load(
-                resolve_model_path(weights_path), map_location="cpu", weights_only=True
-            )
+            self.load_weights(resolve_model_path(weights_path), weights_format)
+
+    def load_weights(self, path: Path, weights_format: str = "monai") -> None:
+        """Load a local state dict (tensors only) in MONAI's or torchvision's layout."""
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(state, Mapping):
+            raise ValueError(f"{path}: expected a state dict (a mapping of names to tensors)")
+        try:
+            if weights_format == "torchvision":
+                state = torchvision_resnet_to_monai(state, self.net.state_dict())
             self.net.load_state_dict(state)
+        except (RuntimeError, ValueError) as exc:
+            hint = (
+                "; it looks like a torchvision ResNet: set image_encoder.weights_format=torchvision"
+                if weights_format == "monai" and "fc.weight" in state
+                else ""
+            )
+            raise ValueError(f"{path}: cannot load into the image encoder: {exc}{hint}") from exc
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.net(image)
@@ -96,6 +184,7 @@ class TextEncoder(nn.Module):
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
         set_offline()
+        self.model_path = model_path
         path = str(resolve_model_path(model_path))
         if random_init:
             config = AutoConfig.from_pretrained(
@@ -115,11 +204,20 @@ class TextEncoder(nn.Module):
         self._freeze(freeze_embeddings, n_frozen_layers)
 
     def _freeze(self, embeddings: bool, n_layers: int) -> None:
+        embedding_module = getattr(self.model, "embeddings", None)
+        layers = getattr(getattr(self.model, "encoder", None), "layer", None)
+        if embedding_module is None or layers is None:
+            raise ValueError(
+                f"{self.model_path}: {type(self.model).__name__} is not a BERT-family encoder "
+                "(no `embeddings` and `encoder.layer`); use a BERT, RoBERTa or ELECTRA-style folder"
+            )
+        if not 0 <= n_layers <= len(layers):
+            raise ValueError(
+                f"{self.model_path}: cannot freeze {n_layers} layers of a {len(layers)}-layer "
+                f"encoder; set text_encoder.n_frozen_layers between 0 and {len(layers)}"
+            )
         if embeddings:
-            self.model.embeddings.requires_grad_(False)
-        layers = self.model.encoder.layer
-        if n_layers > len(layers):
-            raise ValueError(f"cannot freeze {n_layers} layers of a {len(layers)}-layer encoder")
+            embedding_module.requires_grad_(False)
         for layer in layers[:n_layers]:
             layer.requires_grad_(False)
 

@@ -1,43 +1,115 @@
-"""Contrastive losses over paired embeddings: pure functions of [B, D] tensors.
+"""Contrastive losses over paired embeddings: the loss family behind one interface.
 
-Every loss takes the image and text embeddings of a batch whose i-th image and i-th text are a
-pair, and returns named terms: {"loss", plus direction-specific terms}. Embeddings need not be
-normalised; cosine similarity is computed inside.
+Every loss is an `nn.Module` called as `loss(image, text)` on a batch whose i-th image and i-th
+text are a pair; it returns named terms, always including `"loss"`. Embeddings need not be
+normalised: cosine similarity is computed inside.
+
+Data parallelism. A process holding B of the G pairs of a global batch scores its own pairs (the
+rows: `image`, `text`) against the whole global batch (the columns: `all_image`, `all_text`, where
+its own pairs start at row `offset`). Every loss is a mean over the rows a process scores, so the
+mean over processes of their losses is the loss of one process on the whole batch, and so is the
+gradient that data-parallel training averages (see `medrep.models.distributed` and
+docs/losses.md). Called without `all_*`, a loss scores its batch against itself.
+
+The family:
+    ConVIRTLoss  lam * InfoNCE(image->text) + (1 - lam) * InfoNCE(text->image), fixed tau.
+    CLIPLoss     the symmetric mean of both directions, with a learnable temperature.
+    DCLLoss      ConVIRT's form with the positive removed from each denominator (decoupled).
+    SigLIPLoss   a binary sigmoid loss on every image-text pair, learnable scale and bias.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+Terms = dict[str, torch.Tensor]
+
 
 def cosine_logits(
     image: torch.Tensor, text: torch.Tensor, temperature: float | torch.Tensor
 ) -> torch.Tensor:
-    """[B, B] cosine similarities divided by the temperature; row i is image i against all texts."""
+    """[N, M] cosine similarities divided by the temperature; row i is image i against all texts."""
     return F.normalize(image, dim=-1) @ F.normalize(text, dim=-1).T / temperature
 
 
-def convirt_loss(
-    image: torch.Tensor, text: torch.Tensor, temperature: float = 0.1, lam: float = 0.75
-) -> dict[str, torch.Tensor]:
-    """ConVIRT's bidirectional InfoNCE: lam * l(image->text) + (1 - lam) * l(text->image).
+def global_batch(
+    image: torch.Tensor,
+    text: torch.Tensor,
+    all_image: torch.Tensor | None = None,
+    all_text: torch.Tensor | None = None,
+    offset: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Check a (local rows, global columns) pair of batches; return the columns and the targets.
 
-    Args:
-        image: [B, D] image embeddings.
-        text: [B, D] text embeddings, text[i] paired with image[i].
-        temperature: tau (0.1 in the paper).
-        lam: weight of the image-to-text direction (0.75 in the paper).
+    Returns:
+        (all_image [G, D], all_text [G, D], targets [B]): targets[i] = offset + i is the column of
+        row i's own pair.
     """
     if image.shape != text.shape or image.ndim != 2:
         raise ValueError(
             f"expected two [B, D] tensors of one shape, got {tuple(image.shape)} and {tuple(text.shape)}"
         )
-    logits = cosine_logits(image, text, temperature)
-    targets = torch.arange(logits.shape[0], device=logits.device)
-    loss_i2t = F.cross_entropy(logits, targets)
-    loss_t2i = F.cross_entropy(logits.T, targets)
+    if (all_image is None) != (all_text is None):
+        raise ValueError("pass both all_image and all_text, or neither")
+    if all_image is None or all_text is None:
+        all_image, all_text, offset = image, text, 0
+    if all_image.shape != all_text.shape or all_image.shape[1:] != image.shape[1:]:
+        raise ValueError(
+            f"global batch {tuple(all_image.shape)} / {tuple(all_text.shape)} does not match the "
+            f"local batch {tuple(image.shape)}"
+        )
+    if not 0 <= offset <= all_image.shape[0] - image.shape[0]:
+        raise ValueError(
+            f"offset {offset} puts the {image.shape[0]} local pairs outside the global batch of "
+            f"{all_image.shape[0]}"
+        )
+    targets = torch.arange(image.shape[0], device=image.device) + offset
+    return all_image, all_text, targets
+
+
+def info_nce(logits: torch.Tensor, targets: torch.Tensor, decoupled: bool = False) -> torch.Tensor:
+    """Mean over rows of -log(exp(l[i, t_i]) / sum_k exp(l[i, k])).
+
+    Args:
+        logits: [B, G] scores of each row against every column.
+        targets: [B] column of each row's positive.
+        decoupled: drop the positive from the denominator (DCL): the sum runs over k != t_i.
+    """
+    if not decoupled:
+        return F.cross_entropy(logits, targets)
+    positive = logits.gather(1, targets[:, None]).squeeze(1)
+    is_positive = F.one_hot(targets, logits.shape[1]).bool()
+    negatives = logits.masked_fill(is_positive, float("-inf"))
+    return (torch.logsumexp(negatives, dim=1) - positive).mean()
+
+
+def convirt_loss(
+    image: torch.Tensor,
+    text: torch.Tensor,
+    temperature: float | torch.Tensor = 0.1,
+    lam: float = 0.75,
+    all_image: torch.Tensor | None = None,
+    all_text: torch.Tensor | None = None,
+    offset: int = 0,
+    decoupled: bool = False,
+) -> Terms:
+    """ConVIRT's bidirectional InfoNCE: lam * l(image->text) + (1 - lam) * l(text->image).
+
+    Args:
+        image: [B, D] image embeddings (the rows this process scores).
+        text: [B, D] text embeddings, text[i] paired with image[i].
+        temperature: tau (0.1 in the paper).
+        lam: weight of the image-to-text direction (0.75 in the paper).
+        all_image / all_text / offset: the global batch and where these rows start in it.
+        decoupled: remove the positive from the denominators (DCL).
+    """
+    all_image, all_text, targets = global_batch(image, text, all_image, all_text, offset)
+    loss_i2t = info_nce(cosine_logits(image, all_text, temperature), targets, decoupled)
+    loss_t2i = info_nce(cosine_logits(text, all_image, temperature), targets, decoupled)
     return {
         "loss": lam * loss_i2t + (1.0 - lam) * loss_t2i,
         "loss_i2t": loss_i2t,
@@ -45,20 +117,209 @@ def convirt_loss(
     }
 
 
-class ConVIRTLoss(nn.Module):
-    """`convirt_loss` as a module with its hyperparameters (the loss family's interface)."""
+def siglip_loss(
+    image: torch.Tensor,
+    text: torch.Tensor,
+    logit_scale: torch.Tensor,
+    logit_bias: torch.Tensor,
+    all_image: torch.Tensor | None = None,
+    all_text: torch.Tensor | None = None,
+    offset: int = 0,
+) -> Terms:
+    """SigLIP: -(1/B) sum_i sum_j log sigmoid(z_ij * (t * cos(x_i, y_j) + b)), z = +1 on pairs.
+
+    Rows are this process's images, columns the global batch's texts, so every image-text pair of
+    the global batch is scored exactly once across processes.
+    """
+    all_image, all_text, targets = global_batch(image, text, all_image, all_text, offset)
+    logits = cosine_logits(image, all_text, 1.0) * logit_scale + logit_bias
+    is_positive = F.one_hot(targets, logits.shape[1]).bool()
+    signs = torch.where(is_positive, 1.0, -1.0).to(logits.dtype)
+    per_pair = -F.logsigmoid(signs * logits)
+    rows = image.shape[0]
+    loss_pos = per_pair.masked_fill(~is_positive, 0.0).sum() / rows
+    loss_neg = per_pair.masked_fill(is_positive, 0.0).sum() / rows
+    return {"loss": loss_pos + loss_neg, "loss_pos": loss_pos, "loss_neg": loss_neg}
+
+
+def _check_temperature(temperature: float) -> None:
+    if temperature <= 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+
+
+def _check_lambda(lam: float) -> None:
+    if not 0.0 <= lam <= 1.0:
+        raise ValueError(f"lambda must lie in [0, 1], got {lam}")
+
+
+class ContrastiveLoss(nn.Module):
+    """The family's interface: `loss(image, text, all_image=None, all_text=None, offset=0)`.
+
+    Returns a dict of named scalar terms with at least `"loss"` (what is minimised); the other
+    terms are diagnostics that the LightningModule logs.
+    """
+
+    def forward(
+        self,
+        image: torch.Tensor,
+        text: torch.Tensor,
+        all_image: torch.Tensor | None = None,
+        all_text: torch.Tensor | None = None,
+        offset: int = 0,
+    ) -> Terms:
+        raise NotImplementedError
+
+
+class ConVIRTLoss(ContrastiveLoss):
+    """`convirt_loss` with its hyperparameters (tau = 0.1, lambda = 0.75 in the paper)."""
 
     def __init__(self, temperature: float = 0.1, lam: float = 0.75) -> None:
         super().__init__()
-        if temperature <= 0:
-            raise ValueError(f"temperature must be positive, got {temperature}")
-        if not 0.0 <= lam <= 1.0:
-            raise ValueError(f"lambda must lie in [0, 1], got {lam}")
+        _check_temperature(temperature)
+        _check_lambda(lam)
         self.temperature = temperature
         self.lam = lam
 
-    def forward(self, image: torch.Tensor, text: torch.Tensor) -> dict[str, torch.Tensor]:
-        return convirt_loss(image, text, self.temperature, self.lam)
+    def forward(
+        self,
+        image: torch.Tensor,
+        text: torch.Tensor,
+        all_image: torch.Tensor | None = None,
+        all_text: torch.Tensor | None = None,
+        offset: int = 0,
+    ) -> Terms:
+        return convirt_loss(image, text, self.temperature, self.lam, all_image, all_text, offset)
+
+
+class DCLLoss(ContrastiveLoss):
+    """Decoupled contrastive loss (Yeh et al.): ConVIRT's form, positive left out of each denominator.
+
+    Args:
+        temperature: tau.
+        lam: weight of the image-to-text direction (0.5 is the symmetric loss of the paper).
+    """
+
+    def __init__(self, temperature: float = 0.1, lam: float = 0.5) -> None:
+        super().__init__()
+        _check_temperature(temperature)
+        _check_lambda(lam)
+        self.temperature = temperature
+        self.lam = lam
+
+    def forward(
+        self,
+        image: torch.Tensor,
+        text: torch.Tensor,
+        all_image: torch.Tensor | None = None,
+        all_text: torch.Tensor | None = None,
+        offset: int = 0,
+    ) -> Terms:
+        columns = (all_image if all_image is not None else image).shape[0]
+        if columns < 2:
+            raise ValueError(
+                "DCL needs at least two pairs in the (global) batch: it has no negatives"
+            )
+        return convirt_loss(
+            image, text, self.temperature, self.lam, all_image, all_text, offset, decoupled=True
+        )
+
+
+class _LearnableLogitScale(nn.Module):
+    """A logit scale t = exp(s) learnt in log space and kept inside [min_scale, max_scale].
+
+    Like CLIP, the bound is applied to the parameter itself, not only to the value used: a value
+    clamped in the forward alone would leave a parameter that an optimizer step pushed past the
+    bound without gradient (clamp's gradient is zero outside it), stuck there. The projection
+    runs at the start of each training forward, through `.data` so that it bumps no autograd
+    version counter: the parameter only leaves its bounds through an optimizer step, after which
+    no pending graph holds it.
+    """
+
+    def __init__(self, init_scale: float, min_scale: float, max_scale: float, learnable: bool):
+        super().__init__()
+        if not 0 < min_scale <= init_scale <= max_scale:
+            raise ValueError(
+                f"need 0 < min_scale <= init_scale <= max_scale, got {min_scale}, {init_scale}, {max_scale}"
+            )
+        self.log_scale = nn.Parameter(torch.tensor(math.log(init_scale)), requires_grad=learnable)
+        self.bounds = (math.log(min_scale), math.log(max_scale))
+
+    def forward(self) -> torch.Tensor:
+        if self.training:
+            self.log_scale.data.clamp_(*self.bounds)
+        return self.log_scale.clamp(*self.bounds).exp()
+
+
+class CLIPLoss(ContrastiveLoss):
+    """CLIP's symmetric InfoNCE, (l(image->text) + l(text->image)) / 2, learnable temperature.
+
+    Args:
+        init_temperature: starting tau (CLIP: 0.07).
+        min_temperature / max_temperature: bounds of tau (CLIP clamps the logit scale to 100,
+            i.e. tau >= 0.01).
+        learnable: learn tau (False gives the symmetric loss at a fixed tau).
+    """
+
+    def __init__(
+        self,
+        init_temperature: float = 0.07,
+        min_temperature: float = 0.01,
+        max_temperature: float = 1.0,
+        learnable: bool = True,
+    ) -> None:
+        super().__init__()
+        _check_temperature(min_temperature)
+        self.scale = _LearnableLogitScale(
+            1.0 / init_temperature, 1.0 / max_temperature, 1.0 / min_temperature, learnable
+        )
+
+    def forward(
+        self,
+        image: torch.Tensor,
+        text: torch.Tensor,
+        all_image: torch.Tensor | None = None,
+        all_text: torch.Tensor | None = None,
+        offset: int = 0,
+    ) -> Terms:
+        scale = self.scale()
+        terms = convirt_loss(image, text, 1.0 / scale, 0.5, all_image, all_text, offset)
+        return {**terms, "temperature": (1.0 / scale).detach()}
+
+
+class SigLIPLoss(ContrastiveLoss):
+    """SigLIP's pairwise sigmoid loss (Zhai et al.) with a learnable logit scale and bias.
+
+    Args:
+        init_logit_scale: starting t (the paper: 10, i.e. t' = log 10).
+        init_logit_bias: starting b (the paper: -10, which offsets the many negatives at start).
+        max_logit_scale: upper bound of t (kept like CLIP's, for stability in small batches).
+        learnable: learn t and b.
+    """
+
+    def __init__(
+        self,
+        init_logit_scale: float = 10.0,
+        init_logit_bias: float = -10.0,
+        max_logit_scale: float = 100.0,
+        learnable: bool = True,
+    ) -> None:
+        super().__init__()
+        self.scale = _LearnableLogitScale(init_logit_scale, 1.0, max_logit_scale, learnable)
+        self.logit_bias = nn.Parameter(
+            torch.tensor(float(init_logit_bias)), requires_grad=learnable
+        )
+
+    def forward(
+        self,
+        image: torch.Tensor,
+        text: torch.Tensor,
+        all_image: torch.Tensor | None = None,
+        all_text: torch.Tensor | None = None,
+        offset: int = 0,
+    ) -> Terms:
+        scale = self.scale()
+        terms = siglip_loss(image, text, scale, self.logit_bias, all_image, all_text, offset)
+        return {**terms, "logit_scale": scale.detach(), "logit_bias": self.logit_bias.detach()}
 
 
 def alignment(image: torch.Tensor, text: torch.Tensor, alpha: float = 2.0) -> torch.Tensor:

