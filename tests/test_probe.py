@@ -81,3 +81,99 @@ def test_results_table_summarises_seeds_per_method() -> None:
     assert "| text_to_image | P@10 |  | 0.400 |  |" in lines
     only = markdown_table(results_frame(rows), ["P@10"])
     assert "macro_auroc" not in only and "P@10" in only
+
+
+def test_probe_keeps_test_scores_that_reproduce_its_auroc() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(120, 4))
+    y = (x[:, :2] + 0.5 * rng.normal(size=(120, 2)) > 0).astype(float)
+    y[:10, 1] = np.nan
+    result = linear_probe(
+        x[:60], y[:60], x[60:90], y[60:90], x[60:], y[60:], ["a", "b"], [0.1, 1.0]
+    )
+    assert result.test_scores.shape == (60, 2)
+    keep = ~np.isnan(y[60:, 1])
+    assert result.auroc["b"] == pytest.approx(
+        roc_auc_score(y[60:][keep, 1], result.test_scores[keep, 1])
+    )
+
+
+def test_probe_rows_carry_intervals_and_run_the_full_fraction_once() -> None:
+    import pandas as pd
+
+    from medrep.evaluation.bootstrap import BootstrapSettings
+    from medrep.evaluation.harness import ProbeSettings, probe_rows
+
+    rng = np.random.default_rng(4)
+
+    def split(n: int, tag: str) -> dict[str, np.ndarray]:
+        y = (rng.random(n) < 0.5).astype(float)
+        return {
+            "image_features": rng.normal(size=(n, 3)) + y[:, None],
+            "study_key": np.array([f"{tag}{i}" for i in range(n)]),
+            "patient_key": np.array([f"{tag}p{i // 2}" for i in range(n)]),
+            "y": y,
+        }
+
+    splits = {s: split(n, s) for s, n in (("train", 200), ("val", 60), ("test", 80))}
+    labels = pd.DataFrame(
+        {
+            "study_key": np.concatenate([s["study_key"] for s in splits.values()]),
+            "Edema": np.concatenate([s["y"] for s in splits.values()]),
+        }
+    )
+    settings = ProbeSettings(fractions=(0.1, 1.0), seeds=(0, 1), c_grid=(1.0,), min_patients=4)
+    out = probe_rows("r", "m", splits, labels, ["Edema"], settings, BootstrapSettings(200))
+    macro = [r for r in out.rows if r.metric == "macro_auroc"]
+    assert [(r.label_fraction, r.seed) for r in macro] == [(0.1, 0), (0.1, 1), (1.0, 0)]
+    for r in macro:
+        assert r.ci_low < r.value < r.ci_high and r.value > 0.7
+    assert [len(v) for v in out.replicates.values()] == [2, 1]
+
+
+def test_results_table_shows_intervals_and_claims() -> None:
+    import pandas as pd
+
+    from medrep.evaluation.harness import Evaluation, claim_rows, parse_claims
+    from medrep.evaluation.results import ResultRow, claims_markdown, markdown_table, results_frame
+
+    rows = [
+        ResultRow("r", "convirt", "linear_probe", "macro_auroc", 0.8, 0.1, 0, 0.7, 0.9),
+        ResultRow("r", "convirt", "linear_probe", "macro_auroc", 0.9, 0.1, 1, 0.8, 1.0),
+    ]
+    assert "0.850 ± 0.071 [0.750, 0.950]" in markdown_table(results_frame(rows))
+    ev = Evaluation(
+        rows=rows + [ResultRow("r", "simclr", "linear_probe", "macro_auroc", 0.9, 1.0, 0)]
+    )
+    rng = np.random.default_rng(0)
+    ev.replicates = {
+        ("convirt", "linear_probe", 0.1): [
+            0.8 + 0.01 * rng.normal(size=100),
+            0.9 + 0.01 * rng.normal(size=100),
+        ],
+        ("simclr", "linear_probe", 1.0): [0.9 + 0.01 * rng.normal(size=100)],
+    }
+    claims = parse_claims(
+        ["pretrained@0.1 >= simclr@1.0", "pretrained@* > random_init@*"],
+        [0.1, 1.0],
+        aliases={"pretrained": "convirt"},
+    )
+    assert [c.text for c in claims] == [
+        "convirt@0.1 >= simclr@1",
+        "convirt@0.1 > random_init@0.1",
+        "convirt@1 > random_init@1",
+    ]
+    claim_out, table = claim_rows("r", claims, ev)
+    assert len(table) == 1  # random_init was not evaluated: skipped
+    row = table.iloc[0]
+    assert row["difference"] == pytest.approx(-0.05) and not row["holds"]
+    assert row["ci_low"] < -0.05 < row["ci_high"] < 0 and row["ci_excludes_zero"]
+    assert claim_out[0].task == "claim" and claim_out[0].value == pytest.approx(-0.05)
+    assert "| convirt@0.1 >= simclr@1 | 0.850 | 0.900 |" in claims_markdown(table)
+    ev.rows[0] = ResultRow("r", "convirt", "linear_probe", "macro_auroc", 1.0, 0.1, 0)
+    assert claim_rows("r", claims, ev)[1].iloc[0]["holds"]  # the point estimate decides
+    with pytest.raises(ValueError, match="METHOD@FRACTION"):
+        parse_claims(["convirt beats simclr"], [0.1])
+    assert isinstance(table, pd.DataFrame)

@@ -5,10 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from medrep.evaluation.retrieval import (
+    grouped_target_ranks,
+    normalise_text,
     paired_retrieval,
     precision_at_k,
     recall_at_k,
     target_ranks,
+    text_groups,
     topk_cosine,
 )
 
@@ -63,3 +66,69 @@ def test_precision_at_k_matches_a_loop() -> None:
     got = precision_at_k(top, relevant, 5)
     expected = [np.mean([relevant[i, j] for j in top[i, :5]]) for i in range(4)]
     np.testing.assert_allclose(got, expected)
+
+
+def brute_grouped_ranks(
+    q: np.ndarray, c: np.ndarray, qg: np.ndarray, cg: np.ndarray, collapse: bool
+) -> list[int]:
+    sim = brute_cosine(q, c)
+    out = []
+    for i in range(len(q)):
+        best = max(sim[i, j] for j in range(len(c)) if cg[j] == qg[i])
+        if collapse:
+            wrong = {
+                int(cg[j]) for j in range(len(c)) if cg[j] != qg[i] and sim[i, j] >= best - 1e-7
+            }
+            out.append(1 + len(wrong))
+        else:
+            out.append(
+                1 + sum(1 for j in range(len(c)) if cg[j] != qg[i] and sim[i, j] >= best - 1e-7)
+            )
+    return out
+
+
+def test_grouped_ranks_match_brute_force_in_both_modes() -> None:
+    rng = np.random.default_rng(4)
+    groups = rng.integers(0, 6, size=25)  # many duplicates
+    base = rng.normal(size=(6, 5))
+    c = base[groups] + 0.5 * rng.normal(size=(25, 5))
+    q = base[groups] + 0.5 * rng.normal(size=(25, 5))
+    for collapse in (False, True):
+        got = grouped_target_ranks(q, c, groups, groups, collapse_candidates=collapse, chunk_size=4)
+        np.testing.assert_array_equal(got, brute_grouped_ranks(q, c, groups, groups, collapse))
+
+
+def test_grouped_ranks_without_duplicates_equal_plain_ranks() -> None:
+    rng = np.random.default_rng(5)
+    q, c = rng.normal(size=(12, 4)), rng.normal(size=(12, 4))
+    distinct = np.arange(12)
+    plain = target_ranks(q, c, distinct)
+    for collapse in (False, True):
+        np.testing.assert_array_equal(
+            grouped_target_ranks(q, c, distinct, distinct, collapse_candidates=collapse), plain
+        )
+
+
+def test_identical_reports_count_as_one() -> None:
+    texts = ["No acute process.", "no acute  process", "Small left effusion.", "No acute process"]
+    groups = text_groups(texts)
+    assert groups[0] == groups[1] == groups[3] != groups[2]
+    assert normalise_text(" Heart size is NORMAL. ") == "heart size is normal"
+    # an image whose report is one of three identical texts: without dedupe the two copies that
+    # score higher push the target down; with dedupe any copy is a hit
+    image = np.array([[1.0, 0.0]])
+    text = np.array([[0.9, 0.1], [1.0, 0.0], [0.0, 1.0], [0.95, 0.05]])
+    assert target_ranks(image, text, [0])[0] == 3
+    assert grouped_target_ranks(image, text, groups[:1], groups, collapse_candidates=True)[0] == 1
+    # copies of another text occupy one rank between them when collapsed
+    other = np.array([0, 1, 1, 1])
+    t = np.array([[0.5, 0.5], [1.0, 0.0], [0.99, 0.01], [0.98, 0.02]])
+    assert grouped_target_ranks(image, t, [0], other, collapse_candidates=False)[0] == 4
+    assert grouped_target_ranks(image, t, [0], other, collapse_candidates=True)[0] == 2
+
+
+def test_grouped_ranks_refuse_a_query_without_a_correct_candidate() -> None:
+    import pytest
+
+    with pytest.raises(ValueError, match="no candidate"):
+        grouped_target_ranks(np.ones((1, 2)), np.ones((2, 2)), [7], [0, 1])

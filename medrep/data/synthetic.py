@@ -7,6 +7,8 @@
       reports.csv   AccessionNumber, StudyInstanceUID, report        (MIMIC-CXR style free text)
       labels.csv    AccessionNumber, StudyInstanceUID, *LABEL_COLUMNS (CheXpert style, eval only)
       truth.csv     per-study ground truth (sides, lobes, sizes, devices) for debugging
+      retrieval_queries.csv, retrieval_candidates.csv
+                    category retrieval lists in the CheXpert 8x200 shape (see retrieval_lists)
       world.json    spec, GENERATOR_VERSION, counts, prevalence
 
 The same truth drives the pixels, the report text and the labels. The layers, each seeded on its
@@ -64,7 +66,7 @@ FINDINGS: tuple[str, ...] = (
 LABEL_COLUMNS: tuple[str, ...] = FINDINGS + ("No Finding",)
 # Bump whenever any written byte can change for the same spec (world.json records it, and an
 # existing world with another version is regenerated).
-GENERATOR_VERSION: str = "1.0.0"
+GENERATOR_VERSION: str = "1.1.0"
 
 VIEWS_FRONTAL: tuple[str, ...] = ("PA", "AP")
 LOBES: tuple[str, ...] = ("RUL", "RML", "RLL", "LUL", "LLL")
@@ -78,6 +80,7 @@ LOBE_NAMES: dict[str, str] = {
 
 # Stream tags: every random draw belongs to exactly one (seed, tag, index...) stream.
 _TAG_WORLD, _TAG_PATIENT, _TAG_REPORT, _TAG_NUISANCE, _TAG_RENDER, _TAG_ENCODE = range(6)
+_TAG_RETRIEVAL = 6
 
 _CR_STORAGE = "1.2.840.10008.5.1.4.1.1.1"
 _DX_PRESENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.1.1"
@@ -2263,6 +2266,109 @@ def _write_tables(root: Path, plan: WorldPlan, reports: Sequence[Report]) -> Non
     _write_csv(root / "truth.csv", header, ([row[k] for k in header] for row in truth_rows))
 
 
+# Per category: queries (distinct patients) and candidates. ConVIRT's CheXpert set has 8 x 200
+# candidates and 10 queries per category; more queries here because evaluation keeps only the
+# held-out splits' share of each list (about 30% of the patients). Query patients are at most
+# RETRIEVAL_QUERY_SHARE of all patients, so that small worlds keep candidates.
+RETRIEVAL_QUERIES_PER_CATEGORY = 30
+RETRIEVAL_QUERY_SHARE = 0.3
+RETRIEVAL_CANDIDATES_PER_CATEGORY = 200
+RETRIEVAL_QUERIES_FILE = "retrieval_queries.csv"
+RETRIEVAL_CANDIDATES_FILE = "retrieval_candidates.csv"
+
+
+def retrieval_lists(
+    plan: WorldPlan,
+    reports: Sequence[Report],
+    n_query: int = RETRIEVAL_QUERIES_PER_CATEGORY,
+    n_candidate: int = RETRIEVAL_CANDIDATES_PER_CATEGORY,
+    query_share: float = RETRIEVAL_QUERY_SHARE,
+) -> tuple[list[tuple[str, str, str]], list[tuple[Any, ...]]]:
+    """Category retrieval lists in the shape of ConVIRT's CheXpert 8x200 set.
+
+    For every label column (the six findings and No Finding), frontal images of studies labelled
+    positive, drawn in random order with the exclusively positive studies first (as in the
+    CheXpert set, whose images are positive for their category only; here an edema study is
+    rarely exclusive, so others follow). One image per study (its first frontal view). Queries
+    come from distinct patients (at most `query_share` of all patients, `n_query` per category),
+    and no candidate shares a patient with any query, so that no query finds its own patient.
+    Uncertain (-1) studies are never drawn for that category.
+
+    Returns:
+        (queries, candidates): rows (Variable, Path, AccessionNumber) and rows (Path,
+        AccessionNumber, *LABEL_COLUMNS); Path is relative to the dicom folder.
+    """
+    rng = _rng(plan.spec.seed, _TAG_RETRIEVAL)
+    frontal: dict[int, str] = {}
+    for study in plan.studies:
+        for image_idx, view in enumerate(study.views):
+            if view in VIEWS_FRONTAL:
+                frontal[study.study_idx] = f"s{study.study_idx:06d}/i{image_idx:02d}.dcm"
+                break
+    label_of = {s.study_idx: r.labels for s, r in zip(plan.studies, reports, strict=True)}
+
+    def ordered(category: str) -> list[StudyPlan]:
+        positive = [
+            s
+            for s in plan.studies
+            if s.study_idx in frontal and label_of[s.study_idx][category] == 1.0
+        ]
+        only = {
+            s.study_idx
+            for s in positive
+            if all(label_of[s.study_idx][c] == 0.0 for c in LABEL_COLUMNS if c != category)
+        }
+        exclusive = [s for s in positive if s.study_idx in only]
+        rest = [s for s in positive if s.study_idx not in only]
+        return [exclusive[i] for i in rng.permutation(len(exclusive))] + [
+            rest[i] for i in rng.permutation(len(rest))
+        ]
+
+    queries: list[tuple[str, str, str]] = []
+    query_patients: set[int] = set()
+    orders = {c: ordered(c) for c in LABEL_COLUMNS}
+    per_category = min(n_query, int(query_share * len(plan.patients) / len(LABEL_COLUMNS)))
+    for category in LABEL_COLUMNS:
+        taken = 0
+        for study in orders[category]:
+            if taken == per_category:
+                break
+            if study.patient.index in query_patients:
+                continue
+            query_patients.add(study.patient.index)
+            queries.append((category, frontal[study.study_idx], study.accession))
+            taken += 1
+    chosen: list[StudyPlan] = []
+    seen: set[int] = set()
+    for category in LABEL_COLUMNS:
+        taken = 0
+        for study in orders[category]:
+            if taken == n_candidate:
+                break
+            if study.patient.index in query_patients or study.study_idx in seen:
+                continue
+            seen.add(study.study_idx)
+            chosen.append(study)
+            taken += 1
+    candidates = [
+        (
+            frontal[s.study_idx],
+            s.accession,
+            *(_fmt(label_of[s.study_idx][c]) for c in LABEL_COLUMNS),
+        )
+        for s in chosen
+    ]
+    return queries, candidates
+
+
+def _write_retrieval_lists(root: Path, plan: WorldPlan, reports: Sequence[Report]) -> None:
+    queries, candidates = retrieval_lists(plan, reports)
+    _write_csv(root / RETRIEVAL_QUERIES_FILE, ("Variable", "Path", "AccessionNumber"), queries)
+    _write_csv(
+        root / RETRIEVAL_CANDIDATES_FILE, ("Path", "AccessionNumber", *LABEL_COLUMNS), candidates
+    )
+
+
 def _world_meta(plan: WorldPlan, reports: Sequence[Report]) -> dict[str, Any]:
     n = len(plan.studies)
     prevalence = {name: sum(s.truth.has(name) for s in plan.studies) / n for name in FINDINGS}
@@ -2286,6 +2392,8 @@ def _world_meta(plan: WorldPlan, reports: Sequence[Report]) -> dict[str, Any]:
             "reports": "reports.csv",
             "labels": "labels.csv",
             "truth": "truth.csv",
+            "retrieval_queries": RETRIEVAL_QUERIES_FILE,
+            "retrieval_candidates": RETRIEVAL_CANDIDATES_FILE,
         },
     }
 
@@ -2363,6 +2471,7 @@ def generate_world(
             for task in tasks:
                 _write_study(task)
         _write_tables(tmp, plan, reports)
+        _write_retrieval_lists(tmp, plan, reports)
         meta = _world_meta(plan, reports)
         (tmp / "world.json").write_text(
             json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
@@ -68,10 +68,18 @@ def _both_classes(column: np.ndarray) -> bool:
 
 @dataclass(frozen=True)
 class ProbeResult:
-    """Test AUROC per label (NaN where undefined) and the chosen regularisation."""
+    """Test AUROC per label (NaN where undefined), the chosen regularisation, and the scores.
+
+    Attributes:
+        auroc: test AUROC per label.
+        chosen_c: the inverse regularisation strength chosen on validation, per label.
+        test_scores: [N_test, L] predicted probabilities (a NaN column where a label had no
+            model), kept so that confidence intervals can resample the test set.
+    """
 
     auroc: dict[str, float]
     chosen_c: dict[str, float]
+    test_scores: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))
 
     @property
     def macro_auroc(self) -> float:
@@ -107,6 +115,7 @@ def linear_probe(
     """
     auroc: dict[str, float] = {}
     chosen: dict[str, float] = {}
+    scores = np.full((len(test_x), len(label_names)), np.nan)
     for j, name in enumerate(label_names):
         tr, va, te = (~np.isnan(train_y[:, j]), ~np.isnan(val_y[:, j]), ~np.isnan(test_y[:, j]))
         ytr, yva, yte = train_y[tr, j], val_y[va, j], test_y[te, j]
@@ -122,6 +131,7 @@ def linear_probe(
                 if score > best_score:
                     best_c, best_score = float(c), score
         model = _fit(train_x[tr], ytr, best_c, seed)
-        auroc[name] = float(roc_auc_score(yte, model.predict_proba(test_x[te])[:, 1]))
+        scores[:, j] = model.predict_proba(test_x)[:, 1]
+        auroc[name] = float(roc_auc_score(yte, scores[te, j]))
         chosen[name] = best_c
-    return ProbeResult(auroc=auroc, chosen_c=chosen)
+    return ProbeResult(auroc=auroc, chosen_c=chosen, test_scores=scores)

@@ -1,4 +1,8 @@
-"""The tidy results table: one row per (run, method, task, label fraction, seed, metric)."""
+"""The tidy results table: one row per (run, method, task, label fraction, seed, metric).
+
+`value` is the point estimate on the test split; `ci_low`/`ci_high` its bootstrap interval
+over test patients (NaN for counts and chance levels).
+"""
 
 from __future__ import annotations
 
@@ -40,27 +44,50 @@ def results_frame(rows: Iterable[ResultRow]) -> pd.DataFrame:
 
 
 def summary_table(results: pd.DataFrame) -> pd.DataFrame:
-    """Mean and standard deviation over seeds for every (method, task, metric, fraction)."""
+    """Mean and standard deviation over seeds for every (method, task, metric, fraction).
+
+    `ci_low`/`ci_high` are the means of the per-seed interval bounds: the typical interval of one
+    probe (test-set uncertainty), beside the seed spread (training-subset uncertainty).
+    """
     keys = ["task", "metric", "label_fraction", "method"]
-    grouped = results.groupby(keys, dropna=False)["value"]
-    table = grouped.agg(["mean", "std", "count"]).reset_index()
-    return table.rename(columns={"count": "n_seeds"})
+    grouped = results.groupby(keys, dropna=False, sort=True)
+    table = grouped["value"].agg(["mean", "std", "count"])
+    table["ci_low"] = grouped["ci_low"].mean()
+    table["ci_high"] = grouped["ci_high"].mean()
+    return table.reset_index().rename(columns={"count": "n_seeds"})
+
+
+def format_cell(mean: float, std: float, n: int, low: float = np.nan, high: float = np.nan) -> str:
+    """`mean ± sd [low, high]`, leaving out what is undefined."""
+    cell = f"{mean:.3f}" if np.isnan(std) or n < 2 else f"{mean:.3f} ± {std:.3f}"
+    if not (np.isnan(low) or np.isnan(high)):
+        cell += f" [{low:.3f}, {high:.3f}]"
+    return cell
 
 
 def markdown_table(results: pd.DataFrame, metrics: Sequence[str] | None = None) -> str:
     """A compact markdown summary: one line per task/metric/fraction, one column per method.
 
-    Cells are the mean over seeds, with the standard deviation where there are several seeds.
-    `metrics` keeps only those metrics, in the table's order.
+    Cells are the mean over seeds, with the standard deviation where there are several seeds
+    and the (mean per-seed) 95% bootstrap interval in brackets where there is one. `metrics`
+    keeps only those metrics, in the table's order.
     """
     if metrics is not None:
         results = results[results["metric"].isin(metrics)]
     summary = summary_table(results)
     summary["cell"] = [
-        f"{m:.3f}" if np.isnan(s) or n < 2 else f"{m:.3f} ± {s:.3f}"
-        for m, s, n in zip(summary["mean"], summary["std"], summary["n_seeds"], strict=True)
+        format_cell(m, s, n, lo, hi)
+        for m, s, n, lo, hi in zip(
+            summary["mean"],
+            summary["std"],
+            summary["n_seeds"],
+            summary["ci_low"],
+            summary["ci_high"],
+            strict=True,
+        )
     ]
     summary["fraction"] = [("" if np.isnan(f) else f"{f:g}") for f in summary["label_fraction"]]
+    methods = list(dict.fromkeys(results["method"]))
     wide = summary.pivot_table(
         index=["task", "metric", "fraction"],
         columns="method",
@@ -68,7 +95,7 @@ def markdown_table(results: pd.DataFrame, metrics: Sequence[str] | None = None) 
         aggfunc="first",
         sort=False,
     )
-    wide = wide.reset_index()
+    wide = wide[[m for m in methods if m in wide.columns]].reset_index()
     header = "| " + " | ".join(str(c) for c in wide.columns) + " |"
     rule = "|" + "|".join("---" for _ in wide.columns) + "|"
     lines = [header, rule]
@@ -77,12 +104,34 @@ def markdown_table(results: pd.DataFrame, metrics: Sequence[str] | None = None) 
     return "\n".join(lines) + "\n"
 
 
-def write_results(rows: Iterable[ResultRow], out_dir: str | Path) -> tuple[Path, Path]:
-    """Write results.csv (every row) and results.md (summary) into `out_dir`."""
+def claims_markdown(claims: pd.DataFrame) -> str:
+    """The claims table: each claim, both sides, the difference with its interval, the verdict."""
+    lines = [
+        "| claim | left | right | difference [95% CI] | holds | interval excludes 0 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for c in claims.itertuples(index=False):
+        diff = format_cell(c.difference, np.nan, 1, c.ci_low, c.ci_high)
+        lines.append(
+            f"| {c.claim} | {c.left:.3f} | {c.right:.3f} | {diff} | "
+            f"{'yes' if c.holds else 'NO'} | {'yes' if c.ci_excludes_zero else 'no'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_results(
+    rows: Iterable[ResultRow], out_dir: str | Path, claims: pd.DataFrame | None = None
+) -> tuple[Path, Path]:
+    """Write results.csv (every row) and results.md (summary, then the claims) into `out_dir`."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     frame = results_frame(rows)
     csv_path, md_path = out / "results.csv", out / "results.md"
     frame.to_csv(csv_path, index=False)
-    md_path.write_text(markdown_table(frame))
+    text = markdown_table(frame)
+    if claims is not None and len(claims):
+        claims.to_csv(out / "claims.csv", index=False)
+        text += "\n## Claims (linear probe, macro AUROC, mean over seeds)\n\n"
+        text += claims_markdown(claims)
+    md_path.write_text(text)
     return csv_path, md_path

@@ -1,0 +1,61 @@
+"""Zero-shot classification from text prompts (as CheXzero and MedCLIP report; ConVIRT has none).
+
+For every finding, a positive and a negative prompt set ("Moderate cardiomegaly." against "The
+heart size is normal."): each set's text embeddings are normalised and averaged (prompt
+ensembling), and an image's score is its cosine similarity to the positive centroid minus that
+to the negative one. The softmax of the two similarities that CheXzero uses is a monotone
+function of this difference, so the AUROC is the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+POLARITIES = ("positive", "negative")
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def zero_shot_scores(
+    image_embeddings: np.ndarray,
+    prompt_embeddings: np.ndarray,
+    prompt_categories: Sequence[str] | np.ndarray,
+    prompt_polarities: Sequence[str] | np.ndarray,
+    categories: Sequence[str],
+) -> np.ndarray:
+    """[N, C] zero-shot scores of N images for each of `categories`.
+
+    Args:
+        image_embeddings: [N, D] images in the shared space.
+        prompt_embeddings: [P, D] prompts in the shared space.
+        prompt_categories / prompt_polarities: [P] category and `positive`/`negative` of each
+            prompt.
+        categories: the categories to score, each needing both polarities.
+
+    Raises:
+        ValueError: a category without a positive or a negative prompt.
+    """
+    images = _unit(image_embeddings)
+    prompts = _unit(prompt_embeddings)
+    cats, pols = np.asarray(prompt_categories), np.asarray(prompt_polarities)
+    unknown = set(pols.tolist()) - set(POLARITIES)
+    if unknown:
+        raise ValueError(f"prompt polarities must be {POLARITIES}, got {sorted(unknown)}")
+    out = np.empty((len(images), len(categories)))
+    for j, category in enumerate(categories):
+        centroids = []
+        for polarity in POLARITIES:
+            sel = (cats == category) & (pols == polarity)
+            if not sel.any():
+                raise ValueError(
+                    f"no {polarity} prompt for {category!r}; add one under "
+                    f"eval.zeroshot.prompts.{category}.{polarity}"
+                )
+            centroids.append(_unit(prompts[sel].mean(0)))
+        out[:, j] = images @ centroids[0] - images @ centroids[1]
+    return out

@@ -1,0 +1,109 @@
+"""The baselines grid on the tiny world: every stage, one table over all methods, claims, plots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from tests.conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def grid_run(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    from hydra import compose, initialize_config_dir
+
+    from pipelines.baselines import run_baselines
+    from pipelines.evaluate import run_evaluate
+    from pipelines.export import run_export
+    from pipelines.ingest import run_ingest
+    from pipelines.pretrain import run_pretrain
+
+    root = tmp_path_factory.mktemp("grid")
+    # a local weights file: the random-init encoder the export stage will write (deterministic
+    # from the seed), named before it exists so that one run exercises the weights baseline
+    weights = root / "run" / "embeddings" / "random_init" / "encoder.pt"
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose(
+            config_name="baselines",
+            overrides=[
+                "experiment=tiny",
+                f"paths.root_dir={root}",
+                f"paths.run_dir={root / 'run'}",
+                f"+grid.weights.copied={weights}",
+                "eval.finetune.enabled=true",
+                "eval.finetune.methods=[convirt,simclr]",
+                "eval.finetune.steps=4",
+                "eval.finetune.eval_every=2",
+                "eval.bootstrap.n_resamples=100",
+            ],
+        )
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny networks: one thread is fastest
+    try:
+        outputs = {"pretrain": None, "baselines": None}
+        run_ingest(cfg)
+        outputs["pretrain"] = run_pretrain(cfg)
+        run_export(cfg)
+        outputs["baselines"] = run_baselines(cfg)
+        outputs["evaluate"] = run_evaluate(cfg)
+    finally:
+        torch.set_num_threads(threads)
+    return cfg, outputs
+
+
+@pytest.mark.slow
+def test_grid_gives_baselines_the_pretraining_step_budget(grid_run) -> None:
+    cfg, outputs = grid_run
+    steps = outputs["pretrain"]["steps"]
+    assert steps > 0
+    for name in ("simclr", "supervised"):
+        assert outputs["baselines"][name]["steps"] == steps
+        assert (Path(cfg.paths.run_dir) / "baselines" / name / "model.pt").exists()
+
+
+@pytest.mark.slow
+def test_grid_weights_baseline_reproduces_the_named_encoder(grid_run) -> None:
+    from medrep.evaluation.embeddings import load_embeddings
+
+    cfg, _ = grid_run
+    root = Path(cfg.paths.embeddings_dir)
+    copied = load_embeddings(root / "copied" / "test.npz")
+    source = load_embeddings(root / "random_init" / "test.npz")
+    np.testing.assert_array_equal(copied["image_key"], source["image_key"])
+    np.testing.assert_allclose(copied["image_features"], source["image_features"], atol=1e-6)
+    simclr = load_embeddings(root / "simclr" / "test.npz")
+    assert not np.allclose(simclr["image_features"], source["image_features"])
+
+
+@pytest.mark.slow
+def test_grid_table_covers_every_method_task_and_claim(grid_run) -> None:
+    cfg, outputs = grid_run
+    out = outputs["evaluate"]
+    results = pd.read_csv(out["results_csv"])
+    probe = results[(results["task"] == "linear_probe") & (results["metric"] == "macro_auroc")]
+    assert set(probe["method"]) == {"convirt", "random_init", "simclr", "supervised", "copied"}
+    assert probe["ci_low"].notna().all() and (probe["ci_low"] <= probe["value"]).all()
+    tuned = results[(results["task"] == "finetune") & (results["metric"] == "macro_auroc")]
+    assert set(tuned["method"]) == {"convirt", "simclr"}
+    assert set(tuned["label_fraction"]) == {0.1, 1.0}
+    tasks = set(results[results["method"] == "convirt"]["task"])
+    assert {"paired_retrieval", "paired_retrieval_dedup", "zero_shot", "claim"} <= tasks
+    assert {"image_to_image", "text_to_image"} <= tasks
+    i2i = results[(results["task"] == "image_to_image") & (results["metric"] == "n_queries")]
+    assert set(i2i["method"]) == set(probe["method"])  # every method retrieves images
+    claims = pd.read_csv(Path(cfg.paths.eval_dir) / "claims.csv")
+    assert list(claims["claim"]) == [
+        "convirt@0.1 >= random_init@1",
+        "convirt@0.1 >= simclr@1",
+        "convirt@0.1 > simclr@0.1",
+        "convirt@1 > simclr@1",
+    ]
+    md = Path(out["results_md"]).read_text()
+    assert "## Claims" in md and "| simclr |" in md.splitlines()[0] + " |"
+    for name in ("label_efficiency_plot", "retrieval_gallery"):
+        png = Path(out[name])
+        assert png.read_bytes()[:4] == b"\x89PNG" and png.stat().st_size > 10_000
