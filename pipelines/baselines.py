@@ -21,7 +21,6 @@ import lightning as L
 import pandas as pd
 import torch
 from hydra.utils import instantiate
-from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, OmegaConf
 
 from medrep.data.datamodule import load_ingested
@@ -29,7 +28,7 @@ from medrep.data.ingest import LABELS_NAME
 from medrep.data.transforms import AugmentConfig, eval_transform
 from medrep.evaluation.probe import binarize_labels
 from medrep.models.image_only import ImageOnlyDataModule
-from pipelines.common import plain, timed_stage
+from pipelines.common import build_loggers, plain, timed_stage
 from pipelines.evaluate import run_evaluate
 from pipelines.export import encoder_arch, export_images, run_export, save_encoder
 from pipelines.ingest import run_ingest
@@ -82,7 +81,7 @@ def train_baseline(
         cfg.trainer,
         default_root_dir=str(out_dir),
         callbacks=callbacks,
-        logger=CSVLogger(str(out_dir), name="logs"),
+        logger=build_loggers(cfg, out_dir),
     )
     last = out_dir / "checkpoints" / "last.ckpt"
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if last.exists() else None)

@@ -17,6 +17,7 @@ import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from medrep.evaluation.plots import label_efficiency_plot
 from medrep.evaluation.results import markdown_table
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ def job_overrides(job_dir: Path) -> dict[str, str]:
 
 
 def collect_sweep(sweep_dir: str | Path) -> dict[str, Path]:
-    """Write `sweep_results.csv` and `sweep_results.md` into the sweep folder.
+    """Write `sweep_results.csv`, `sweep_results.md` and `sweep_label_efficiency.png`.
 
     Each row of a job's results gets the job number and one column per overridden key whose
     value varies across the sweep, so the table says which setting produced which number.
@@ -70,7 +71,14 @@ def collect_sweep(sweep_dir: str | Path) -> dict[str, Path]:
         f"# Sweep {sweep_dir.name}\n\nSwept: {', '.join(varying) or '(nothing varies)'}\n\n"
         + markdown_table(labelled)
     )
-    return {"csv": csv_path, "markdown": md_path}
+    paths = {"csv": csv_path, "markdown": md_path}
+    # one line per method x swept setting: the sweep's label-efficiency curves on one plot
+    plot = label_efficiency_plot(
+        labelled, sweep_dir / "sweep_label_efficiency.png", title=f"sweep {sweep_dir.name}"
+    )
+    if plot is not None:
+        paths["plot"] = plot
+    return paths
 
 
 class CollectSweep(Callback):

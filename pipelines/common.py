@@ -93,6 +93,34 @@ def load_model(directory: str | Path) -> tuple[ContrastivePretrainer, DictConfig
     return module.eval(), cfg
 
 
+LOGGERS = ("csv", "tensorboard", "mlflow")
+
+
+def build_loggers(cfg: DictConfig, out_dir: Path) -> list[Any]:
+    """Lightning loggers named by `cfg.loggers`, each writing under `out_dir` (the stage folder).
+
+    `csv` (metrics.csv) and `tensorboard` (event files: `tensorboard --logdir <run folder>`) are
+    the defaults; `mlflow` logs to a local file store in the run folder unless `MLFLOW_TRACKING_URI`
+    names a server (it needs `pip install mlflow`).
+    """
+    from lightning.pytorch.loggers import CSVLogger, MLFlowLogger, TensorBoardLogger
+
+    names = [str(n) for n in (cfg.get("loggers") or [])]
+    unknown = sorted(set(names) - set(LOGGERS))
+    if unknown:
+        raise ValueError(f"unknown loggers {unknown}: choose from {list(LOGGERS)}")
+    loggers: list[Any] = []
+    for name in names:
+        if name == "csv":
+            loggers.append(CSVLogger(str(out_dir), name="logs"))
+        elif name == "tensorboard":
+            loggers.append(TensorBoardLogger(str(out_dir), name="tensorboard"))
+        else:
+            uri = os.environ.get("MLFLOW_TRACKING_URI") or (out_dir / "mlruns").resolve().as_uri()
+            loggers.append(MLFlowLogger(experiment_name=str(cfg.run_name), tracking_uri=uri))
+    return loggers
+
+
 def git_commit() -> str:
     try:
         out = subprocess.run(

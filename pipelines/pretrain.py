@@ -9,11 +9,16 @@ from typing import Any
 import hydra
 import lightning as L
 from hydra.utils import instantiate
-from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig
 
 from medrep.data.datamodule import PairedDataModule
-from pipelines.common import augment_config, build_module, save_model, timed_stage
+from pipelines.common import (
+    augment_config,
+    build_loggers,
+    build_module,
+    save_model,
+    timed_stage,
+)
 
 log = logging.getLogger("medrep")
 
@@ -42,7 +47,7 @@ def run_pretrain(cfg: DictConfig) -> dict[str, Any]:
         cfg.trainer,
         default_root_dir=str(out_dir),
         callbacks=callbacks,
-        logger=CSVLogger(str(out_dir), name="logs"),
+        logger=build_loggers(cfg, out_dir),
     )
     last = out_dir / "checkpoints" / "last.ckpt"
     # a re-run of the same command resumes from the last checkpoint (tensors and plain values

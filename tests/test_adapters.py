@@ -355,3 +355,20 @@ def test_dataset_configs_build_adapters(tmp_path: Path, group: str, kind: type) 
     assert isinstance(adapter, kind)
     assert adapter.name == group
     assert str(tmp_path) in str(next(iter(vars(adapter).values())))
+
+
+def test_example_site_config_ingests_an_export_not_the_synthetic_world() -> None:
+    """conf/site/example.yaml, as a hospital copies it: its export's adapter, no synthetic world."""
+    from hydra import compose, initialize_config_dir
+
+    from tests.conftest import REPO
+
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=["site=example", "model=convirt"])
+    assert cfg.data.synthetic is None
+    adapter = cfg.data.adapter
+    assert adapter.image_dir == "/data/radiology/medrep/export/dicom"
+    assert adapter.labels_csv is None
+    assert cfg.data.privacy.secret is None and cfg.data.privacy.secret_env
+    assert cfg.paths.ingest_dir.endswith(f"site_export-{cfg.data.image_size}px")
+    assert cfg.model.module.text_encoder.model_path == "/models/Bio_ClinicalBERT"

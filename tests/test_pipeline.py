@@ -62,6 +62,18 @@ def test_pretrain_stage_writes_a_weights_only_model(tiny_run, pretrained) -> Non
     assert pretrained["steps"] > 0
 
 
+def test_training_curves_go_to_csv_and_tensorboard(tiny_run, pretrained) -> None:
+    import pandas as pd
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = Path(tiny_run.paths.pretrain_dir)
+    (metrics,) = out.glob("logs/version_*/metrics.csv")
+    assert "val/loss" in pd.read_csv(metrics).columns
+    (events,) = {p.parent for p in out.glob("tensorboard/version_*/events.out.tfevents.*")}
+    scalars = EventAccumulator(str(events)).Reload().Tags()["scalars"]
+    assert "val/loss" in scalars and "train/loss_step" in scalars
+
+
 def test_model_rebuilds_from_its_folder(tiny_run, pretrained) -> None:
     from pipelines.common import load_model
 

@@ -47,6 +47,9 @@ def test_two_by_two_multirun_is_collected_into_one_table(tmp_path: Path) -> None
     markdown = (sweep / "sweep_results.md").read_text()
     assert "convirt [0.2, 1]" in markdown or "convirt [0.2, 1.0]" in markdown
     assert "sweep table" in proc.stdout
+    # the sweep's label-efficiency curves, one line per method x setting (written only when the
+    # table holds probe rows)
+    assert (sweep / "sweep_label_efficiency.png").read_bytes()[:4] == b"\x89PNG"
     # the four jobs shared one ingestion folder
     assert len(list((tmp_path / "outputs" / "ingest").iterdir())) == 1
 
@@ -66,3 +69,24 @@ def test_optuna_searches_temperature_and_learning_rate(tmp_path: Path) -> None:
     assert len(sweeps) == 1
     best = (sweeps[0] / "optimization_results.yaml").read_text()
     assert "best_params" in best and "loss.temperature" in best and "best_value" in best
+
+
+def test_slurm_launcher_config_composes_with_ddp() -> None:
+    """conf/hydra/launcher/slurm_ddp.yaml extends the submitit plugin's SLURM launcher."""
+    from hydra import compose, initialize_config_dir
+
+    from tests.conftest import REPO
+
+    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
+        cfg = compose(
+            "config",
+            overrides=["hydra/launcher=slurm_ddp", "trainer=ddp", "hydra.launcher.partition=gpu"],
+            return_hydra_config=True,
+        )
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher")
+    assert launcher.partition == "gpu"
+    # one task per GPU; trainer=ddp's devices=-1 takes the job's visible GPUs (= gpus_per_node)
+    assert launcher.tasks_per_node == launcher.gpus_per_node
+    assert cfg.trainer.devices in (-1, launcher.tasks_per_node)
+    assert cfg.trainer.strategy == "ddp"
