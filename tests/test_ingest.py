@@ -368,3 +368,48 @@ def test_resize_pad_equals_monai(shape: tuple[int, int]) -> None:
     resized = Resize(spatial_size=24, size_mode="longest", mode="area")(image[None])
     expected = np.asarray(SpatialPad(spatial_size=(24, 24), method="symmetric")(resized))[0]
     np.testing.assert_allclose(resize_pad(image, 24), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("failure", ["disk_full", "read_only"])
+def test_a_full_disk_or_read_only_folder_is_a_clear_error_and_keeps_the_previous_outputs(
+    tmp_path: Path, dicom_writer, monkeypatch: pytest.MonkeyPatch, failure: str
+) -> None:
+    """Re-ingesting into a folder that can no longer be written leaves the last good outputs.
+
+    Root ignores permission bits (CI runs as root), so the failure is injected where the outputs
+    are written: the parquet writer raises ENOSPC or EROFS at the reports table, after the new
+    cache array and manifest have been written.
+    """
+    import errno as errno_mod
+
+    from medrep.data.ingest import OutputWriteError
+
+    cfg, adapter = make_export(tmp_path, dicom_writer)
+    run_ingestion(cfg, adapter)
+    out = Path(cfg.out_dir)
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    code = errno_mod.ENOSPC if failure == "disk_full" else errno_mod.EROFS
+
+    write_parquet = pd.DataFrame.to_parquet
+
+    def refuse(self, path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if "reports" in Path(path).name:
+            raise OSError(code, os.strerror(code), str(path))
+        return write_parquet(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", refuse)
+    # another cache size: the whole ingestion is redone into the same folder
+    with pytest.raises(OutputWriteError) as info:
+        run_ingestion(replace(cfg, image_size=cfg.image_size // 2), adapter)
+    message = str(info.value)
+    assert str(out) in message and os.strerror(code) in message
+    assert "unchanged" in message and info.value.errno == code
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    # the last good manifest, cache and ledger, byte for byte; no temporary file left behind;
+    # only the new run's processed parts remain (for the re-run)
+    assert {k: v for k, v in after.items() if "parts" not in k.parts} == before
+    assert not [k for k in after if k.name.endswith(".tmp")]
+    monkeypatch.undo()
+    summary = run_ingestion(replace(cfg, image_size=cfg.image_size // 2), adapter)
+    assert ImageCache(out / "cache").array.shape[1] == cfg.image_size // 2
+    assert summary["cached"] == len(pd.read_parquet(out / "manifest.parquet"))

@@ -49,11 +49,27 @@ def create_cache(directory: Path, n_slots: int, size: int, dtype: str) -> np.mem
     )
 
 
+def stage_cache(
+    directory: Path, params: dict[str, Any], manifest_sha256: str
+) -> list[tuple[Path, Path]]:
+    """Write the metadata of the array `create_cache` made under a temporary name.
+
+    Returns the (temporary, final) renames that publish the cache, metadata last (its presence
+    marks completion); `finalize_cache` performs them.
+    """
+    meta = {"format": CACHE_FORMAT, "params": params, "manifest_sha256": manifest_sha256}
+    meta_tmp = directory / f".{META_NAME}.tmp"
+    meta_tmp.write_text(json.dumps(meta, indent=2, sort_keys=True))
+    return [
+        (directory / f".{ARRAY_NAME}.tmp", directory / ARRAY_NAME),
+        (meta_tmp, directory / META_NAME),
+    ]
+
+
 def finalize_cache(directory: Path, params: dict[str, Any], manifest_sha256: str) -> None:
     """Rename the array into place and write its metadata last (its presence marks completion)."""
-    os.replace(directory / f".{ARRAY_NAME}.tmp", directory / ARRAY_NAME)
-    meta = {"format": CACHE_FORMAT, "params": params, "manifest_sha256": manifest_sha256}
-    atomic_write_text(directory / META_NAME, json.dumps(meta, indent=2, sort_keys=True))
+    for tmp, final in stage_cache(directory, params, manifest_sha256):
+        os.replace(tmp, final)
 
 
 class ImageCache:

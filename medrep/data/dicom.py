@@ -112,6 +112,17 @@ def header_from_dataset(ds: Dataset, path: str | Path) -> DicomHeader:
     """The ingestion header of a dataset already read (with or without its pixels)."""
     meta = getattr(ds, "file_meta", None)
     tsuid = str(getattr(meta, "TransferSyntaxUID", "")) if meta is not None else ""
+    try:
+        return _header(ds, path, tsuid)
+    except Exception as exc:
+        # a damaged or hand-edited header: multi-valued Rows, text where a number belongs, an
+        # element whose length does not fit its VR (pydicom parses elements lazily, on access)
+        raise IngestError(
+            "bad_header", path, f"invalid header value ({type(exc).__name__}: {exc})"
+        ) from exc
+
+
+def _header(ds: Dataset, path: str | Path, tsuid: str) -> DicomHeader:
     view, view_source = infer_view(ds)
     return DicomHeader(
         path=str(path),
@@ -326,12 +337,26 @@ def decode_dataset_image(
 
     Raises:
         IngestError: with a reason code when the file is refused; the message names the field.
+            Any other failure on a damaged dataset (a header value of the wrong type, a codec
+            error pydicom does not wrap) is refused as `decode_error`, never raised as is: one
+            bad file must not end a batch job.
     """
+    if target_size is not None and target_size < 1:
+        raise ValueError(f"target_size must be a positive side in pixels, got {target_size}")
+    try:
+        return _decode_dataset_image(ds, path, options, target_size)
+    except IngestError:
+        raise
+    except Exception as exc:  # the file's fault: any failure of the decode is per file
+        raise IngestError("decode_error", path, f"{type(exc).__name__}: {exc}") from exc
+
+
+def _decode_dataset_image(
+    ds: Dataset, path: str | Path, options: DecodeOptions, target_size: int | None
+) -> DecodedImage:
     n_frames = _check_decodable(ds, path, options)
     fallback = ""
     if target_size is not None:
-        if target_size < 1:
-            raise ValueError(f"target_size must be a positive side in pixels, got {target_size}")
         if options.reduced_decode:
             reduced = decode_reduced(ds, path, target_size, options.frame or 0)
             if reduced.pixels is not None:

@@ -11,6 +11,7 @@ REASON_CODES: dict[str, str] = {
     "not_image": "a non-DICOM file that could not be read as a PNG/JPEG/TIFF image",
     "unsupported_file": "the file's type is neither DICOM nor a supported image format",
     "not_dicom": "the file is not a DICOM dataset (no preamble/meta and no parseable elements)",
+    "bad_header": "a header element the pipeline reads holds an invalid value (e.g. Rows as a list)",
     "no_pixel_data": "the dataset has no Pixel Data element",
     "decode_error": "the pixel data could not be decoded with the installed handlers",
     "unsupported_photometric": "photometric interpretation is not MONOCHROME1/MONOCHROME2",

@@ -14,6 +14,7 @@ numbers, UIDs) are replaced by keyed hashes inside the workers and never written
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -31,7 +32,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from medrep.data.adapters.base import DatasetAdapter, ImageRecord, ReportRecord
-from medrep.data.cache import atomic_write_text, create_cache, finalize_cache, frame_hash
+from medrep.data.cache import ARRAY_NAME, atomic_write_text, create_cache, frame_hash, stage_cache
 from medrep.data.dicom import DecodeOptions, decode_dataset_image, read_dicom
 from medrep.data.errors import REASON_CODES, IngestError
 from medrep.data.images import IMAGE_SUFFIXES, load_image_file, quantize, resize_pad
@@ -588,37 +589,22 @@ def _merge(
             keep.append((name, pos, row))
 
     cache_dir = out / CACHE_DIR
-    array = create_cache(cache_dir, max(1, len(keep)), cfg.image_size, cfg.cache_dtype)
-    loaded: tuple[str, np.ndarray] | None = None
-    rows = []
-    for slot, (name, pos, row) in enumerate(keep):
-        if loaded is None or loaded[0] != name:
-            loaded = (name, np.load(_part_paths(str(parts_dir), name)[0], mmap_mode="r"))
-        array[slot] = loaded[1][pos]
-        rows.append({**row, "cache_index": slot})
-    array.flush()
-    del array, loaded
-
-    manifest = pd.DataFrame(rows, columns=[*_MANIFEST_COLUMNS, "cache_index"])
-    used = set(manifest["study_key"])
-    unmatched = reports[~reports["study_key"].isin(used)]
-    for source in unmatched["source"]:
-        report_ledger.append(
-            _ledger("unmatched", "report_without_images", source, "no cached image of this study")
+    staged: list[tuple[Path, Path]] = []  # (temporary file, final name), renamed at the end
+    try:
+        manifest, reports, labels, ledger_frame, report_ledger, unmatched = _stage_outputs(
+            cfg, keep, parts_dir, reports, report_ledger, labels, ledger, staged
         )
-    reports = reports[reports["study_key"].isin(used)].reset_index(drop=True)
-    if labels is not None:
-        labels = labels[labels["study_key"].isin(used)].reset_index(drop=True)
-    _write_parquet(manifest, out / MANIFEST_NAME)
-    _write_parquet(reports, out / REPORTS_NAME)
-    if labels is not None:
-        _write_parquet(labels, out / LABELS_NAME)
-    ledger_frame = pd.DataFrame(ledger + report_ledger, columns=LEDGER_COLUMNS)
-    tmp = out / f".{LEDGER_NAME}.tmp"
-    ledger_frame.to_csv(tmp, index=False)
-    os.replace(tmp, out / LEDGER_NAME)
+        # every output is on disk under a temporary name: only renames remain, which need no
+        # space, so a full disk or a read-only folder stops the run above with the previous
+        # outputs untouched
+        for tmp, final in staged:
+            os.replace(tmp, final)
+    except OSError as exc:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+        (cache_dir / f".{ARRAY_NAME}.tmp").unlink(missing_ok=True)
+        raise OutputWriteError(out, exc) from exc
     manifest_sha = frame_hash(manifest)
-    finalize_cache(cache_dir, cfg.cache_params(), manifest_sha)
 
     file_ledger = pd.DataFrame(ledger, columns=LEDGER_COLUMNS)
     n_rejected = int((file_ledger["kind"] == "rejected").sum())
@@ -649,6 +635,70 @@ def _merge(
         "manifest_sha256": manifest_sha,
         "cache_params": cfg.cache_params(),
     }
+
+
+class OutputWriteError(OSError):
+    """Ingestion could not write its outputs (disk full, read-only folder); nothing was replaced."""
+
+    def __init__(self, out_dir: Path, cause: OSError) -> None:
+        what = errno.errorcode.get(cause.errno or 0, "OSError")
+        super().__init__(
+            cause.errno,
+            f"cannot write the ingestion outputs in {out_dir}: {cause.strerror or cause} ({what}"
+            f"{', ' + str(cause.filename) if cause.filename else ''}). The previous manifest, "
+            "cache and ledger there (if any) are unchanged and the processed parts are kept: "
+            "free space or point paths.output_dir at a writable disk, then run the same command "
+            "again.",
+        )
+
+
+def _stage_outputs(
+    cfg: IngestConfig,
+    keep: list[tuple[str, int, dict[str, Any]]],
+    parts_dir: Path,
+    reports: pd.DataFrame,
+    report_ledger: list[dict[str, str]],
+    labels: pd.DataFrame | None,
+    ledger: list[dict[str, str]],
+    staged: list[tuple[Path, Path]],
+) -> tuple[
+    pd.DataFrame, pd.DataFrame, pd.DataFrame | None, pd.DataFrame, list[dict[str, str]], Any
+]:
+    """Write every final output under a temporary name, appending (tmp, final) to `staged`."""
+    out = Path(cfg.out_dir)
+    cache_dir = out / CACHE_DIR
+    array = create_cache(cache_dir, max(1, len(keep)), cfg.image_size, cfg.cache_dtype)
+    loaded: tuple[str, np.ndarray] | None = None
+    rows = []
+    for slot, (name, pos, row) in enumerate(keep):
+        if loaded is None or loaded[0] != name:
+            loaded = (name, np.load(_part_paths(str(parts_dir), name)[0], mmap_mode="r"))
+        array[slot] = loaded[1][pos]
+        rows.append({**row, "cache_index": slot})
+    array.flush()
+    del array, loaded
+
+    manifest = pd.DataFrame(rows, columns=[*_MANIFEST_COLUMNS, "cache_index"])
+    used = set(manifest["study_key"])
+    unmatched = reports[~reports["study_key"].isin(used)]
+    for source in unmatched["source"]:
+        report_ledger.append(
+            _ledger("unmatched", "report_without_images", source, "no cached image of this study")
+        )
+    reports = reports[reports["study_key"].isin(used)].reset_index(drop=True)
+    if labels is not None:
+        labels = labels[labels["study_key"].isin(used)].reset_index(drop=True)
+    staged.append((_stage_parquet(manifest, out / MANIFEST_NAME), out / MANIFEST_NAME))
+    staged.append((_stage_parquet(reports, out / REPORTS_NAME), out / REPORTS_NAME))
+    if labels is not None:
+        staged.append((_stage_parquet(labels, out / LABELS_NAME), out / LABELS_NAME))
+    ledger_frame = pd.DataFrame(ledger + report_ledger, columns=LEDGER_COLUMNS)
+    tmp = out / f".{LEDGER_NAME}.tmp"
+    ledger_frame.to_csv(tmp, index=False)
+    staged.append((tmp, out / LEDGER_NAME))
+    # the cache's metadata last: its presence marks a finished cache
+    staged.extend(stage_cache(cache_dir, cfg.cache_params(), frame_hash(manifest)))
+    return manifest, reports, labels, ledger_frame, report_ledger, unmatched
 
 
 _MANIFEST_COLUMNS = [
@@ -687,7 +737,8 @@ def summary_table(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _write_parquet(df: pd.DataFrame, path: Path) -> None:
+def _stage_parquet(df: pd.DataFrame, path: Path) -> Path:
+    """Write `path`'s content under a temporary name beside it; the caller renames it."""
     tmp = path.with_name(f".{path.name}.tmp")
     df.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+    return tmp
