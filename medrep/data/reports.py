@@ -14,6 +14,7 @@ hospital writes reports differently.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
@@ -193,6 +194,7 @@ _GLUED_SENTENCE = re.compile(r"(?<=[a-z]{2}[.!?])(?=[A-Z][a-z])")
 _SENTENCE_END = re.compile(r"([.!?]+[\"')\]]*)\s+")
 _ALNUM = re.compile(r"[^\W_]")
 _LEADING_PUNCTUATION = re.compile(r"^[,.;:!?\s]+")
+_NOT_WORD = re.compile(r"[^\w\s]")
 
 
 def normalize_unicode(text: str) -> str:
@@ -206,6 +208,26 @@ def normalize_unicode(text: str) -> str:
         else " "
         for ch in text
     )
+
+
+def normalise_text(text: str) -> str:
+    """A text for duplicate detection: lower case, punctuation and extra spaces gone.
+
+    "No acute cardiopulmonary process." and "no acute  cardiopulmonary process" are one text.
+    The rule of `medrep.evaluation.retrieval.normalise_text` (dedup-aware Recall@k), so that
+    training and evaluation agree on what a duplicate is.
+    """
+    return " ".join(_NOT_WORD.sub(" ", text.lower()).split())
+
+
+def text_id(text: str) -> int:
+    """A signed 64-bit id of `normalise_text(text)`, the same in every process and every run.
+
+    Duplicates share an id; two different texts do with probability about 2^-64. (Python's
+    `hash` of a string is salted per process, so data-parallel ranks would disagree on it.)
+    """
+    digest = hashlib.blake2b(normalise_text(text).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little", signed=True)
 
 
 @dataclass(frozen=True)

@@ -44,20 +44,31 @@ def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
     return all_gather_single_autograd(x.contiguous(), 0, group)
 
 
-def global_loss(loss: Callable[..., Terms], image: torch.Tensor, text: torch.Tensor) -> Terms:
+def global_loss(
+    loss: Callable[..., Terms],
+    image: torch.Tensor,
+    text: torch.Tensor,
+    text_ids: torch.Tensor | None = None,
+) -> Terms:
     """The loss of this process's pairs (rows) against the global batch of every process (columns).
 
-    With one process this is `loss(image, text)`.
+    With one process this is `loss(image, text)`. `text_ids` ([B] sentence ids of this process's
+    pairs), when given, is gathered without gradient into the global batch's [G] ids and passed
+    as `text_ids=`; leave it None for a loss that does not take it.
     """
     rank, size = world()
+    extra = {} if text_ids is None else {"text_ids": text_ids}
     if size == 1:
-        return loss(image, text)
+        return loss(image, text, **extra)
+    if text_ids is not None:
+        extra["text_ids"] = _all_gather(text_ids)
     return loss(
         image,
         text,
         all_image=gather_with_grad(image),
         all_text=gather_with_grad(text),
         offset=rank * image.shape[0],
+        **extra,
     )
 
 

@@ -11,11 +11,21 @@ mean over processes of their losses is the loss of one process on the whole batc
 gradient that data-parallel training averages (see `medrep.models.distributed` and
 docs/losses.md). Called without `all_*`, a loss scores its batch against itself.
 
+Repeated sentences. In radiology batches different studies often carry the same sentence ("No
+pneumothorax."), whose other images are then false negatives (docs/false_negatives.md). A loss
+that handles them sets `uses_text_ids = True` and also takes `text_ids`: one integer per column
+of the global batch, equal for texts that are equal after normalisation (`medrep.data.reports.
+text_id`, put in every batch by the DataModule's collate function).
+
 The family:
-    ConVIRTLoss  lam * InfoNCE(image->text) + (1 - lam) * InfoNCE(text->image), fixed tau.
-    CLIPLoss     the symmetric mean of both directions, with a learnable temperature.
-    DCLLoss      ConVIRT's form with the positive removed from each denominator (decoupled).
-    SigLIPLoss   a binary sigmoid loss on every image-text pair, learnable scale and bias.
+    ConVIRTLoss        lam * InfoNCE(image->text) + (1 - lam) * InfoNCE(text->image), fixed tau.
+    CLIPLoss           the symmetric mean of both directions, with a learnable temperature.
+    DCLLoss            ConVIRT's form with the positive removed from each denominator (decoupled).
+    SigLIPLoss         a binary sigmoid loss on every image-text pair, learnable scale and bias.
+    ConVIRTDedupLoss   ConVIRT's form; pairs with the row's own sentence are masked out of the
+                       denominators, or counted as further positives.
+    ConVIRTSoftLoss    ConVIRT's form against soft targets: the one-hot target mixed with the
+                       text-text similarity distribution of the (detached) text embeddings.
 """
 
 from __future__ import annotations
@@ -117,6 +127,138 @@ def convirt_loss(
     }
 
 
+DUPLICATE_MODES = ("mask", "positive")
+
+
+def duplicate_columns(text_ids: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """[B, G] True where column j holds row i's own sentence in another pair (j != targets[i]).
+
+    Args:
+        text_ids: [G] sentence id of every column of the global batch.
+        targets: [B] column of each row's own pair.
+    """
+    same = text_ids[targets][:, None] == text_ids[None, :]
+    return same & ~F.one_hot(targets, text_ids.shape[0]).bool()
+
+
+def dedup_info_nce(
+    logits: torch.Tensor, targets: torch.Tensor, duplicates: torch.Tensor, mode: str
+) -> torch.Tensor:
+    """InfoNCE in which the columns sharing a row's sentence are not negatives.
+
+    Args:
+        logits: [B, G] scores of each row against every column.
+        targets: [B] column of each row's own pair.
+        duplicates: [B, G] `duplicate_columns`.
+        mode: `mask`: -log(exp(l[i, t_i]) / sum_{k not a duplicate} exp(l[i, k])).
+            `positive`: the mean of -log p[i, k] over the positive set P_i = {t_i} + duplicates,
+            p = softmax over all columns (SupCon's L_out: cross-entropy against the uniform
+            distribution over P_i). Its minimum is log |P_i|, not 0.
+
+    Either way a row without duplicates is InfoNCE's row bit for bit.
+    """
+    if mode == "mask":
+        return F.cross_entropy(logits.masked_fill(duplicates, float("-inf")), targets)
+    if mode == "positive":
+        # -mean_{k in P_i} log p[i, k] = InfoNCE + sum_{k duplicate} (l[i, t_i] - l[i, k]) / |P_i|;
+        # the second term (and its gradient) is exactly 0 on rows without duplicates
+        dup = duplicates.to(logits.dtype)
+        own = logits.gather(1, targets[:, None])
+        gap = ((own - logits) * dup).sum(1) / (1.0 + dup.sum(1))
+        return F.cross_entropy(logits, targets) + gap.mean()
+    raise ValueError(f"duplicates must be one of {DUPLICATE_MODES}, got {mode!r}")
+
+
+def convirt_dedup_loss(
+    image: torch.Tensor,
+    text: torch.Tensor,
+    text_ids: torch.Tensor,
+    temperature: float = 0.1,
+    lam: float = 0.75,
+    duplicates: str = "mask",
+    all_image: torch.Tensor | None = None,
+    all_text: torch.Tensor | None = None,
+    offset: int = 0,
+) -> Terms:
+    """ConVIRT's bidirectional InfoNCE with repeated sentences not counted as negatives.
+
+    Pairs j and i are duplicates when text_ids[j] == text_ids[i]: in the image->text direction
+    text j then describes image i too, and in the text->image direction image j is described by
+    text i, so one [B, G] relation serves both. Without duplicates this is `convirt_loss`.
+
+    Args:
+        text_ids: [G] sentence id of every pair of the global batch (the rows' are
+            text_ids[offset + i]).
+        duplicates: `mask` or `positive`, see `dedup_info_nce`.
+        Others: as `convirt_loss`.
+
+    Returns:
+        loss, loss_i2t, loss_t2i and `duplicate_rows`: the share of rows with a duplicate.
+    """
+    all_image, all_text, targets = global_batch(image, text, all_image, all_text, offset)
+    if text_ids.shape != all_text.shape[:1]:
+        raise ValueError(
+            f"text_ids has shape {tuple(text_ids.shape)}; expected one id per pair of the global "
+            f"batch, [{all_text.shape[0]}]"
+        )
+    dup = duplicate_columns(text_ids.to(image.device), targets)
+    loss_i2t = dedup_info_nce(cosine_logits(image, all_text, temperature), targets, dup, duplicates)
+    loss_t2i = dedup_info_nce(cosine_logits(text, all_image, temperature), targets, dup, duplicates)
+    return {
+        "loss": lam * loss_i2t + (1.0 - lam) * loss_t2i,
+        "loss_i2t": loss_i2t,
+        "loss_t2i": loss_t2i,
+        "duplicate_rows": dup.any(1).to(image.dtype).mean(),
+    }
+
+
+def convirt_soft_loss(
+    image: torch.Tensor,
+    text: torch.Tensor,
+    temperature: float = 0.1,
+    lam: float = 0.75,
+    soft_weight: float = 0.3,
+    text_temperature: float = 0.02,
+    all_image: torch.Tensor | None = None,
+    all_text: torch.Tensor | None = None,
+    offset: int = 0,
+) -> Terms:
+    """ConVIRT's bidirectional cross-entropy against targets softened by text-text similarity.
+
+    Row i's target over the G columns is (1 - w) * onehot(t_i) + w * softmax_j(cos(y_i, y_j) /
+    tau_t), with y the text embeddings detached (no gradient flows through the targets). The same
+    target serves both directions: in image->text the columns are texts like row i's text, in
+    text->image the images whose texts are like it. soft_weight = 0 is `convirt_loss`.
+
+    Args:
+        soft_weight: w, the target mass given to the similarity distribution.
+        text_temperature: tau_t of that distribution.
+        Others: as `convirt_loss`.
+
+    Returns:
+        loss, loss_i2t, loss_t2i (cross-entropies, so their minimum is the targets' entropy, not
+        0) and `soft_off_target`: the mean target mass on columns other than the own pair.
+    """
+    all_image, all_text, targets = global_batch(image, text, all_image, all_text, offset)
+    similar = cosine_logits(text.detach(), all_text.detach(), text_temperature).softmax(1)
+
+    def cross_entropy(logits: torch.Tensor) -> torch.Tensor:
+        # linear in the target: the hard and the soft part apart, so that w = 0 is InfoNCE bit
+        # for bit
+        hard = F.cross_entropy(logits, targets)
+        return (1.0 - soft_weight) * hard + soft_weight * F.cross_entropy(logits, similar)
+
+    loss_i2t = cross_entropy(cosine_logits(image, all_text, temperature))
+    loss_t2i = cross_entropy(cosine_logits(text, all_image, temperature))
+    off_target = soft_weight * (1.0 - similar.gather(1, targets[:, None]))
+    return {
+        "loss": lam * loss_i2t + (1.0 - lam) * loss_t2i,
+        "loss_i2t": loss_i2t,
+        "loss_t2i": loss_t2i,
+        "soft_off_target": off_target.mean(),
+    }
+
+
 def siglip_loss(
     image: torch.Tensor,
     text: torch.Tensor,
@@ -157,7 +299,13 @@ class ContrastiveLoss(nn.Module):
 
     Returns a dict of named scalar terms with at least `"loss"` (what is minimised); the other
     terms are diagnostics that the LightningModule logs.
+
+    A loss with `uses_text_ids = True` is also called with `text_ids=` ([G] integer sentence ids
+    of the global batch's pairs, gathered across processes like the embeddings); the others are
+    never passed it.
     """
+
+    uses_text_ids: bool = False
 
     def forward(
         self,
@@ -221,6 +369,102 @@ class DCLLoss(ContrastiveLoss):
             )
         return convirt_loss(
             image, text, self.temperature, self.lam, all_image, all_text, offset, decoupled=True
+        )
+
+
+class ConVIRTDedupLoss(ContrastiveLoss):
+    """`convirt_dedup_loss`: ConVIRT with identical sentences in the batch not used as negatives.
+
+    Args:
+        temperature / lam: ConVIRT's tau and lambda.
+        duplicates: `mask` (leave them out of the denominators) or `positive` (count them as
+            further positives, SupCon's L_out); without duplicates both are ConVIRT's loss.
+    """
+
+    uses_text_ids = True
+
+    def __init__(self, temperature: float = 0.1, lam: float = 0.75, duplicates: str = "mask"):
+        super().__init__()
+        _check_temperature(temperature)
+        _check_lambda(lam)
+        if duplicates not in DUPLICATE_MODES:
+            raise ValueError(f"duplicates must be one of {DUPLICATE_MODES}, got {duplicates!r}")
+        self.temperature = temperature
+        self.lam = lam
+        self.duplicates = duplicates
+
+    def forward(
+        self,
+        image: torch.Tensor,
+        text: torch.Tensor,
+        all_image: torch.Tensor | None = None,
+        all_text: torch.Tensor | None = None,
+        offset: int = 0,
+        text_ids: torch.Tensor | None = None,
+    ) -> Terms:
+        if text_ids is None:
+            raise ValueError(
+                "ConVIRTDedupLoss needs the batch's text_ids (one sentence id per pair); "
+                "PairedDataModule's TextCollator puts them in every batch as `text_ids`"
+            )
+        return convirt_dedup_loss(
+            image,
+            text,
+            text_ids,
+            self.temperature,
+            self.lam,
+            self.duplicates,
+            all_image,
+            all_text,
+            offset,
+        )
+
+
+class ConVIRTSoftLoss(ContrastiveLoss):
+    """`convirt_soft_loss`: ConVIRT against targets softened by text-text similarity.
+
+    Args:
+        temperature / lam: ConVIRT's tau and lambda.
+        soft_weight: target mass on the similarity distribution (0: ConVIRT's loss exactly).
+        text_temperature: temperature of the text-text similarity distribution.
+    """
+
+    def __init__(
+        self,
+        temperature: float = 0.1,
+        lam: float = 0.75,
+        soft_weight: float = 0.3,
+        text_temperature: float = 0.02,
+    ) -> None:
+        super().__init__()
+        _check_temperature(temperature)
+        _check_temperature(text_temperature)
+        _check_lambda(lam)
+        if not 0.0 <= soft_weight <= 1.0:
+            raise ValueError(f"soft_weight must lie in [0, 1], got {soft_weight}")
+        self.temperature = temperature
+        self.lam = lam
+        self.soft_weight = soft_weight
+        self.text_temperature = text_temperature
+
+    def forward(
+        self,
+        image: torch.Tensor,
+        text: torch.Tensor,
+        all_image: torch.Tensor | None = None,
+        all_text: torch.Tensor | None = None,
+        offset: int = 0,
+    ) -> Terms:
+        return convirt_soft_loss(
+            image,
+            text,
+            self.temperature,
+            self.lam,
+            self.soft_weight,
+            self.text_temperature,
+            all_image,
+            all_text,
+            offset,
         )
 
 

@@ -16,7 +16,7 @@ from medrep.models.encoders import ImageEncoder, TextEncoder
 from medrep.models.heads import ProjectionHead
 from medrep.models.losses import alignment, uniformity
 
-LossFn = Callable[[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
+LossFn = Callable[..., dict[str, torch.Tensor]]
 MetricsFn = Callable[[torch.Tensor, torch.Tensor], dict[str, float]]
 
 
@@ -102,7 +102,10 @@ class ContrastivePretrainer(L.LightningModule):
         )
 
     def loss_terms(
-        self, emb: PairEmbeddings, global_batch: bool = False
+        self,
+        emb: PairEmbeddings,
+        global_batch: bool = False,
+        text_ids: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """The loss's named terms, computed in float32 (outside any autocast region).
 
@@ -111,18 +114,21 @@ class ContrastivePretrainer(L.LightningModule):
 
         Args:
             global_batch: score these pairs against every process's (training under DDP).
+            text_ids: [B] sentence ids of the pairs (the batch's `text_ids`); passed on, gathered
+                under DDP, only to a loss with `uses_text_ids`.
         """
+        ids = text_ids if getattr(self.loss, "uses_text_ids", False) else None
         with torch.autocast(device_type=emb.image.device.type, enabled=False):
             image, text = emb.image.float(), emb.text.float()
             if global_batch:
-                return global_loss(self.loss, image, text)
-            return self.loss(image, text)
+                return global_loss(self.loss, image, text, ids)
+            return self.loss(image, text) if ids is None else self.loss(image, text, text_ids=ids)
 
     def _step(
         self, batch: dict[str, torch.Tensor], stage: str
     ) -> tuple[dict[str, torch.Tensor], PairEmbeddings]:
         emb = self(batch)
-        terms = self.loss_terms(emb, global_batch=stage == "train")
+        terms = self.loss_terms(emb, global_batch=stage == "train", text_ids=batch.get("text_ids"))
         loss = terms["loss"]
         # every process computes the same global loss, so all of them stop here together
         if not torch.isfinite(loss):
