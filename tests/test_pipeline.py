@@ -166,10 +166,21 @@ def test_chained_entry_point_runs_end_to_end(tmp_path: Path) -> None:
 def test_privacy_audit_finds_no_identifier_in_any_artifact(tiny_run, exported) -> None:
     """Every file the run and its ingestion wrote, searched for every header identifier."""
     from medrep.audit import audit_files, identifiers_from_dicom
+    from medrep.data.ingest import SUMMARY_NAME
+    from medrep.data.synthetic import PLANTED_NAME
     from pipelines.evaluate import run_evaluate
 
     run_evaluate(tiny_run)
     identifiers = identifiers_from_dicom(Path(tiny_run.data.root) / "dicom")
+    # and the identifiers the world planted in report text (names after titles, MRN, accession,
+    # dates, a time, a phone number), which the scrubber must have removed at ingestion
+    planted = pd.read_csv(Path(tiny_run.data.root) / PLANTED_NAME, dtype=str)
+    assert set(planted["kind"]) >= {"patient_last", "phone", "time", "referring_last"}
+    text_ids = zip(planted["value"], planted["kind"], strict=True)
+    identifiers.update({v: f"report text: {k}" for v, k in text_ids})
+    summary = json.loads((Path(tiny_run.paths.ingest_dir) / SUMMARY_NAME).read_text())
+    scrubbed = summary["scrubbed_identifiers"]
+    assert all(scrubbed[c] > 0 for c in ("name", "phone", "date", "time", "id")), scrubbed
     kinds = set(identifiers.values())
     assert {
         "PatientID",

@@ -572,3 +572,38 @@ def test_no_finding_is_given_away_by_global_brightness() -> None:
         for column in (1, 2):
             auc = roc_auc_score(y, [r[column] for r in rows])
             assert 0.28 < auc < 0.72, (name, column, auc)
+
+
+def test_planted_report_identifiers_are_in_the_text_and_scrubbed_away() -> None:
+    """text_identifier_rate plants header identifiers in report text; the scrubber removes each."""
+    from medrep.data.scrub import Scrubber
+    from medrep.data.synthetic import (
+        WorldSpec,
+        plan_world,
+        planted_identifiers,
+        report_rng,
+        write_report,
+    )
+
+    assert "text_identifier_rate" not in WorldSpec(n_patients=5).to_json()  # old worlds unchanged
+    spec = WorldSpec(n_patients=20, text_identifier_rate=0.5)
+    plan = plan_world(spec)
+    scrubber = Scrubber()
+    n_planted = 0
+    for study in plan.studies:
+        planted = planted_identifiers(spec, study)
+        plain = write_report(study, report_rng(spec, study)).text
+        report = write_report(study, report_rng(spec, study), planted).text
+        if planted is None:
+            assert report == plain
+            continue
+        n_planted += 1
+        values = [v for k, v in planted.items() if k != "title"]
+        assert study.accession in values and study.patient.patient_id in values
+        flat = " ".join(report.split())
+        assert all(v in flat for v in values)
+        # the rest of the report is the plain one: the planted sentences are additions
+        assert set(plain.split()) <= set(report.split())
+        scrubbed = " ".join(scrubber.scrub(report).text.split())
+        assert not [v for v in values if v in scrubbed], scrubbed
+    assert 0.2 * len(plan.studies) < n_planted < 0.8 * len(plan.studies)

@@ -81,6 +81,9 @@ LOBE_NAMES: dict[str, str] = {
 # Stream tags: every random draw belongs to exactly one (seed, tag, index...) stream.
 _TAG_WORLD, _TAG_PATIENT, _TAG_REPORT, _TAG_NUISANCE, _TAG_RENDER, _TAG_ENCODE = range(6)
 _TAG_RETRIEVAL = 6
+_TAG_PLANT = 7
+# the identifiers planted in report text (WorldSpec.text_identifier_rate), for audits
+PLANTED_NAME = "planted_identifiers.csv"
 
 _CR_STORAGE = "1.2.840.10008.5.1.4.1.1.1"
 _DX_PRESENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.1.1"
@@ -113,6 +116,11 @@ class WorldSpec:
         difficulty: 0 = obvious findings and weak nuisance, 1 = subtle findings, strong nuisance.
         lateral_fraction: share of studies that also get a lateral (LL) image.
         seed: the root of every random stream.
+        text_identifier_rate: share of reports whose findings and impression carry planted
+            identifiers, as un-de-identified hospital reports do (the patient's surname and MRN,
+            the accession number, date of birth, the referring physician, a time and a callback
+            phone number); written to `planted_identifiers.csv` for the privacy audit. 0 (the
+            default) leaves the world exactly as before the option existed.
     """
 
     n_patients: int = 200
@@ -121,6 +129,7 @@ class WorldSpec:
     difficulty: float = 0.5
     lateral_fraction: float = 0.3
     seed: int = 0
+    text_identifier_rate: float = 0.0
 
     def __post_init__(self) -> None:
         # normalise types (a list from a config, an int difficulty) so that equal specs compare,
@@ -129,7 +138,7 @@ class WorldSpec:
         object.__setattr__(self, "studies_per_patient", (lo, hi))
         for name, kind in (("n_patients", int), ("image_size", int), ("seed", int)):
             object.__setattr__(self, name, kind(getattr(self, name)))
-        for name in ("difficulty", "lateral_fraction"):
+        for name in ("difficulty", "lateral_fraction", "text_identifier_rate"):
             object.__setattr__(self, name, float(getattr(self, name)))
         if self.n_patients < 1:
             raise ValueError(f"WorldSpec.n_patients={self.n_patients}: must be at least 1")
@@ -147,10 +156,17 @@ class WorldSpec:
             )
         if self.seed < 0:
             raise ValueError(f"WorldSpec.seed={self.seed}: must be non-negative")
+        if not 0.0 <= self.text_identifier_rate <= 1.0:
+            raise ValueError(
+                f"WorldSpec.text_identifier_rate={self.text_identifier_rate}: must be within [0, 1]"
+            )
 
     def to_json(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out["studies_per_patient"] = list(self.studies_per_patient)
+        if not self.text_identifier_rate:
+            # worlds made before the option have the same spec, digest and bytes
+            del out["text_identifier_rate"]
         return out
 
     @classmethod
@@ -1058,8 +1074,13 @@ def _wrap(text: str, width: int, indent: str = " ") -> list[str]:
     ]
 
 
-def write_report(study: StudyPlan, rng: np.random.Generator) -> Report:
+def write_report(
+    study: StudyPlan, rng: np.random.Generator, planted: dict[str, str] | None = None
+) -> Report:
     """MIMIC-CXR style report text for a study, and the CheXpert-style labels it supports.
+
+    `planted` (from `planted_identifiers`) adds sentences with identifiers to the findings and
+    the impression, after all random draws, so the rest of the report is unchanged.
 
     Every present finding is described affirmatively, or (HEDGE_RATE of them) with hedges in
     every mention, which makes its label -1.0. Absent findings are 0.0 whether or not the report
@@ -1211,6 +1232,21 @@ def write_report(study: StudyPlan, rng: np.random.Generator) -> Report:
             )
         )
 
+    if planted is not None:
+        patient_sentence = (
+            f"Patient {planted['title']} {planted['patient_last']} (MRN {planted['patient_id']}, "
+            f"DOB {planted['birth_date']}) examined upright."
+        )
+        if has_findings:
+            findings_sentences = [*findings_sentences, patient_sentence]
+        else:
+            items = [*items, patient_sentence]
+        items = [
+            *items,
+            f"Findings discussed with Dr. {planted['referring_last']} by telephone at "
+            f"{planted['time']} on {planted['study_date']}, callback {planted['phone']}; "
+            f"accession number {planted['accession']}.",
+        ]
     lines = ["                                 FINAL REPORT"]
     lines.append(f" EXAMINATION:  {exam_description(study)}")
     lines.append("")
@@ -1253,9 +1289,54 @@ def write_report(study: StudyPlan, rng: np.random.Generator) -> Report:
     )
 
 
+def _write_planted(root: Path, plan: WorldPlan, planted: Sequence[dict[str, str] | None]) -> None:
+    """`planted_identifiers.csv`: AccessionNumber, kind, value for each planted identifier."""
+    rows = [
+        {"AccessionNumber": s.accession, "kind": kind, "value": value}
+        for s, p in zip(plan.studies, planted, strict=True)
+        if p is not None
+        for kind, value in p.items()
+        if kind != "title"
+    ]
+    if rows:
+        with open(root / PLANTED_NAME, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=["AccessionNumber", "kind", "value"])
+            writer.writeheader()
+            writer.writerows(rows)
+
+
 def report_rng(spec: WorldSpec, study: StudyPlan) -> np.random.Generator:
     """The random stream of a study's report (independent of pixels)."""
     return _rng(spec.seed, _TAG_REPORT, study.study_idx)
+
+
+def planted_identifiers(spec: WorldSpec, study: StudyPlan) -> dict[str, str] | None:
+    """The identifiers planted in this study's report text, or None (spec.text_identifier_rate).
+
+    Values are those of the study's DICOM headers (patient surname and id, accession, birth
+    date, referring physician) written as a hospital report writes them, plus a time and a phone
+    number that exist only in the text. Names follow a title ("Ms. Novak", "Dr. Castillo"):
+    a bare name without a title or cue is beyond the scrubber (docs/reports.md).
+    """
+    if not spec.text_identifier_rate:
+        return None
+    rng = _rng(spec.seed, _TAG_PLANT, study.study_idx)
+    if rng.random() >= spec.text_identifier_rate:
+        return None
+    patient = study.patient
+    last = patient.name.partition("^")[0]
+    birth, day = patient.birth_date, study.study_date
+    return {
+        "title": "Ms." if patient.sex == "F" else "Mr.",
+        "patient_last": last,
+        "patient_id": patient.patient_id,
+        "birth_date": f"{birth[4:6]}/{birth[6:8]}/{birth[:4]}",
+        "accession": study.accession,
+        "study_date": f"{day[4:6]}/{day[6:8]}/{day[:4]}",
+        "referring_last": study.referring.partition("^")[0],
+        "time": f"{int(rng.integers(7, 19)):02d}:{int(rng.integers(0, 60)):02d}",
+        "phone": f"617-{int(rng.integers(200, 999))}-{int(rng.integers(0, 10000)):04d}",
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -2453,7 +2534,10 @@ def generate_world(
             "pass an empty or new folder"
         )
     plan = plan_world(spec)
-    reports = [write_report(s, report_rng(spec, s)) for s in plan.studies]
+    planted = [planted_identifiers(spec, s) for s in plan.studies]
+    reports = [
+        write_report(s, report_rng(spec, s), p) for s, p in zip(plan.studies, planted, strict=True)
+    ]
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
     if tmp.exists():
@@ -2472,6 +2556,7 @@ def generate_world(
                 _write_study(task)
         _write_tables(tmp, plan, reports)
         _write_retrieval_lists(tmp, plan, reports)
+        _write_planted(tmp, plan, planted)
         meta = _world_meta(plan, reports)
         (tmp / "world.json").write_text(
             json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8"
