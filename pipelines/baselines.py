@@ -30,7 +30,7 @@ from medrep.evaluation.probe import binarize_labels
 from medrep.models.image_only import ImageOnlyDataModule
 from pipelines.common import build_loggers, plain, timed_stage
 from pipelines.evaluate import run_evaluate
-from pipelines.export import encoder_arch, export_images, run_export, save_encoder
+from pipelines.export import encoder_arch, export_images, no_weights, run_export, save_encoder
 from pipelines.ingest import run_ingest
 from pipelines.pretrain import run_pretrain
 
@@ -52,13 +52,18 @@ def study_labels(cfg: DictConfig) -> pd.DataFrame:
 
 def build_baseline(cfg: DictConfig, spec: DictConfig) -> L.LightningModule:
     """A grid model, freshly initialised (a labelled one gets one output per eval label)."""
-    extra = {"n_labels": len(cfg.eval.label_names)} if str(spec.kind) == "labelled" else {}
+    extra: dict[str, Any] = {}
+    if str(spec.kind) == "labelled":
+        # supervised from scratch: the labels' own head, and no pretrained weights file
+        extra = {"n_labels": len(cfg.eval.label_names)}
+        if no_weights(cfg):
+            extra["image_encoder"] = {**plain(spec.module.image_encoder), "weights_path": None}
     return instantiate(spec.module, **extra, _convert_="partial")
 
 
 def train_baseline(
     cfg: DictConfig, name: str, spec: DictConfig, out_dir: Path
-) -> L.LightningModule:
+) -> tuple[L.LightningModule, int]:
     """Train one grid model (resuming from its last checkpoint) and save its weights."""
     L.seed_everything(int(cfg.seed), workers=True)
     kind = str(spec.kind)

@@ -38,6 +38,11 @@ ENCODER_ARCH_FILE = "encoder.json"
 ImageFn = Callable[[torch.Tensor], dict[str, torch.Tensor]]
 
 
+def no_weights(cfg: DictConfig) -> dict[str, Any]:
+    """Instantiate overrides that keep an image encoder at its random initialisation."""
+    return {"weights_path": None} if "weights_path" in cfg.model.module.image_encoder else {}
+
+
 def encoder_arch(image_encoder_cfg: Any) -> dict[str, Any]:
     """An image encoder config node as constructor arguments without its weights file.
 
@@ -106,9 +111,12 @@ def run_export(cfg: DictConfig) -> dict[str, Any]:
     arch = encoder_arch(model_cfg.model.module.image_encoder)
     method = str(cfg.method)
 
-    # the random-init baseline: the same architecture, fresh weights from the run's seed
+    # the random-init baseline: the same architecture, fresh weights from the run's seed (never
+    # the weights file the pretraining may have started from)
     torch.manual_seed(int(cfg.seed))
-    random_encoder = instantiate(model_cfg.model.module.image_encoder).eval()
+    random_encoder = instantiate(
+        model_cfg.model.module.image_encoder, **no_weights(model_cfg)
+    ).eval()
 
     def pretrained_images(x: torch.Tensor) -> dict[str, torch.Tensor]:
         features = module.image_encoder(x)

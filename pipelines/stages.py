@@ -27,8 +27,9 @@ STAGE_DIRS = {
 # the config each stage reads (dotted paths)
 STAGE_CONFIG: dict[str, tuple[str, ...]] = {
     "pretrain": ("model", "loss", "trainer", "callbacks", "seed", "data.num_workers"),
-    "export": ("method", "seed", "eval.batch_size", "eval.retrieval.queries"),
-    "evaluate": ("eval", "method", "run_name"),
+    "export": ("method", "seed", "eval.batch_size", "eval.retrieval.queries", "eval.zeroshot"),
+    # seed and model.augment: fine-tuning's initialisation and transforms
+    "evaluate": ("eval", "method", "run_name", "seed", "model.augment"),
 }
 # the files each stage consumes, relative to the config's paths (globs allowed)
 STAGE_INPUTS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -46,6 +47,8 @@ STAGE_INPUTS: dict[str, tuple[tuple[str, str], ...]] = {
         ("embeddings_dir", "*/*.npz"),
         ("ingest_dir", "labels.parquet"),
         ("ingest_dir", "manifest.parquet"),
+        ("ingest_dir", "reports.parquet"),  # dedup-aware Recall@k reads the report texts
+        ("ingest_dir", "cache/cache_meta.json"),  # the gallery and fine-tuning read images
     ),
 }
 

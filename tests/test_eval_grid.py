@@ -107,3 +107,41 @@ def test_grid_table_covers_every_method_task_and_claim(grid_run) -> None:
     for name in ("label_efficiency_plot", "retrieval_gallery"):
         png = Path(out[name])
         assert png.read_bytes()[:4] == b"\x89PNG" and png.stat().st_size > 10_000
+
+
+def test_random_init_and_supervised_ignore_the_pretrainings_weights_file(tmp_path: Path) -> None:
+    """With model.module.image_encoder.weights_path set (e.g. ImageNet), random init and the
+    supervised-from-scratch baseline still start from random weights; SimCLR starts as the
+    pretraining does."""
+    from hydra.utils import instantiate
+
+    from pipelines.baselines import build_baseline
+    from tests.conftest import compose_config
+
+    cfg = compose_config(tmp_path, [])
+    torch.manual_seed(0)
+    named = instantiate(cfg.model.module.image_encoder)
+    weights = tmp_path / "encoder.pt"
+    torch.save(named.net.state_dict(), weights)
+    cfg = compose_config(
+        tmp_path,
+        [f"model.module.image_encoder.weights_path={weights}", "+baseline@spec=simclr_cpu"],
+    )
+    from pipelines.export import no_weights
+
+    assert no_weights(cfg) == {"weights_path": None}
+    reference = named.net.state_dict()
+
+    def same(encoder: torch.nn.Module) -> bool:
+        return all(torch.equal(v, reference[k]) for k, v in encoder.net.state_dict().items())
+
+    assert same(instantiate(cfg.model.module.image_encoder))  # the file is loaded
+    torch.manual_seed(1)
+    assert not same(instantiate(cfg.model.module.image_encoder, **no_weights(cfg)))
+    with_cfg = compose_config(
+        tmp_path,
+        [f"model.module.image_encoder.weights_path={weights}", "+baseline@spec=supervised_cpu"],
+    )
+    supervised = build_baseline(with_cfg, with_cfg.spec)
+    assert not same(supervised.image_encoder)
+    assert same(build_baseline(cfg, cfg.spec).image_encoder)
