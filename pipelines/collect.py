@@ -1,6 +1,7 @@
 """Collect a sweep: every job's results.csv into one table (CSV, markdown) with the swept values.
 
     python -m pipelines.collect outputs/multirun/demo/<stamp>
+    python -m pipelines.collect outputs/multirun/demo/<stamp> --metrics macro_auroc P@10
 
 Runs by itself at the end of every `-m` multirun (a Hydra callback in conf/hydra/default.yaml).
 """
@@ -99,8 +100,27 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("sweep_dir", type=Path)
-    paths = collect_sweep(parser.parse_args().sweep_dir)
-    print(paths["markdown"].read_text())
+    parser.add_argument(
+        "--metrics",
+        nargs="+",
+        help="print only these metrics (e.g. macro_auroc P@10 t2i_R@10), one column per job",
+    )
+    args = parser.parse_args()
+    paths = collect_sweep(args.sweep_dir)
+    if args.metrics:
+        table = pd.read_csv(paths["csv"])
+        swept = list(table.columns[1 : table.columns.get_loc("run")])
+        # label methods with the swept values only where several jobs share a method name
+        if swept and table.groupby("method")["job"].nunique().max() > 1:
+            table["method"] = (
+                table["method"]
+                + " ["
+                + table[swept].fillna("").astype(str).agg(", ".join, axis=1)
+                + "]"
+            )
+        print(markdown_table(table, metrics=args.metrics))
+    else:
+        print(paths["markdown"].read_text())
 
 
 if __name__ == "__main__":

@@ -90,3 +90,31 @@ def test_slurm_launcher_config_composes_with_ddp() -> None:
     assert launcher.tasks_per_node == launcher.gpus_per_node
     assert cfg.trainer.devices in (-1, launcher.tasks_per_node)
     assert cfg.trainer.strategy == "ddp"
+
+
+def test_collector_prints_the_chosen_metrics_one_column_per_job(tmp_path: Path) -> None:
+    """`python -m pipelines.collect <sweep> --metrics ...` on two finished jobs (no training)."""
+    for job, (loss, value) in enumerate([("convirt", 0.61), ("clip", 0.64)]):
+        (tmp_path / str(job) / ".hydra").mkdir(parents=True)
+        (tmp_path / str(job) / ".hydra" / "overrides.yaml").write_text(f"- loss={loss}\n")
+        (tmp_path / str(job) / "eval").mkdir()
+        rows = [
+            (loss, "linear_probe", 0.1, 0, "macro_auroc", value, value - 0.05, value + 0.05),
+            (loss, "text_to_image", None, None, "P@10", value / 2, None, None),
+        ]
+        columns = ["method", "task", "label_fraction", "seed", "metric", "value"]
+        frame = pd.DataFrame(rows, columns=[*columns, "ci_low", "ci_high"])
+        frame.insert(0, "run", "losses")
+        frame.to_csv(tmp_path / str(job) / "eval" / "results.csv", index=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipelines.collect", str(tmp_path), "--metrics", "macro_auroc"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=True,
+    )
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("|")]
+    assert "convirt" in lines[0] and "clip" in lines[0]
+    assert len(lines) == 3 and "macro_auroc" in lines[2] and "P@10" not in proc.stdout
+    assert "0.610 [0.560, 0.660]" in lines[2] and "0.640 [0.590, 0.690]" in lines[2]
+    assert (tmp_path / "sweep_results.csv").exists()
