@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
+import pytest
 
 from medrep.evaluation.retrieval import (
     grouped_target_ranks,
@@ -132,3 +137,57 @@ def test_grouped_ranks_refuse_a_query_without_a_correct_candidate() -> None:
 
     with pytest.raises(ValueError, match="no candidate"):
         grouped_target_ranks(np.ones((1, 2)), np.ones((2, 2)), [7], [0, 1])
+
+
+PEAK_SCRIPT = """
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from medrep.evaluation import retrieval
+
+
+def memory():
+    fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
+    return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
+
+
+torch.set_num_threads(1)  # one malloc arena: the same heap layout every run
+rng = np.random.default_rng(0)
+# 256 chunks of an 8 MB similarity block (256 x 8192 float32: under glibc's mmap threshold)
+q = rng.normal(size=(65536, 64)).astype(np.float32)
+c = rng.normal(size=(8192, 64)).astype(np.float32)
+calls = {
+    "topk_cosine": lambda: retrieval.topk_cosine(q, c, 5),
+    "target_ranks": lambda: retrieval.target_ranks(q, c, np.arange(65536) % 8192),
+    "grouped_target_ranks": lambda: retrieval.grouped_target_ranks(
+        q, c, np.arange(65536) % 50, np.arange(8192) % 50
+    ),
+}
+retrieval.topk_cosine(q[:8], c[:64], 5)
+before = memory()[0]
+Path("/proc/self/clear_refs").write_text("5")
+calls[sys.argv[1]]()
+print((memory()[1] - before) // 1024)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["topk_cosine", "target_ranks", "grouped_target_ranks"])
+def test_chunked_similarity_peak_memory_does_not_grow_with_the_queries(
+    tmp_path: Path, name: str
+) -> None:
+    """256 chunks of an 8 MB block: the peak stays a few blocks, not the 2 GB of all of them.
+
+    (Per-chunk results kept in a list pinned the freed blocks on glibc's heap: 2-4 GB here.)
+    """
+    if not Path("/proc/self/clear_refs").exists():
+        pytest.skip("needs Linux /proc to read and reset the peak resident set")
+    script = tmp_path / "peak.py"
+    script.write_text(PEAK_SCRIPT)
+    out = subprocess.run(
+        [sys.executable, str(script), name], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert int(out.stdout.strip()) < 256, f"{name}: peak {out.stdout.strip()} MiB above the inputs"

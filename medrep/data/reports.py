@@ -214,8 +214,8 @@ def normalise_text(text: str) -> str:
     """A text for duplicate detection: lower case, punctuation and extra spaces gone.
 
     "No acute cardiopulmonary process." and "no acute  cardiopulmonary process" are one text.
-    The rule of `medrep.evaluation.retrieval.normalise_text` (dedup-aware Recall@k), so that
-    training and evaluation agree on what a duplicate is.
+    One rule for training (`text_id`, duplicate-aware losses) and evaluation (dedup-aware
+    Recall@k in `medrep.evaluation.retrieval`), so both agree on what a duplicate is.
     """
     return " ".join(_NOT_WORD.sub(" ", text.lower()).split())
 

@@ -2,17 +2,22 @@
 
 Memory is O(chunk x N) rather than O(Q x N), so large query and candidate sets fit: with the
 default chunk of 256 queries, 10^5 queries against 10^5 candidates hold a 100 MB similarity block
-at a time.
+at a time. Each chunk's results are written into tensors allocated before the loop: collected in
+a list, the small per-chunk results sat between the freed similarity blocks on glibc's heap
+(blocks under its 32 MB mmap threshold: fewer than about 32k candidates), no freed block could be
+reused, and the peak resident memory grew as Q x N after all (3 GB for 3 x 10^4 queries and
+candidates; benchmarks/eval_scale.py).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from medrep.data.reports import normalise_text
 
 ArrayLike = np.ndarray | torch.Tensor
 
@@ -28,17 +33,17 @@ def topk_cosine(
     """The k most cosine-similar candidates of every query.
 
     Returns:
-        (scores [Q, k], indices [Q, k]) sorted by decreasing similarity; ties go to the lower index.
+        (scores [Q, k], indices [Q, k]) sorted by decreasing similarity; tied candidates come in
+        an unspecified order (torch.topk's).
     """
     q, c = _unit(queries), _unit(candidates)
     k = min(k, c.shape[0])
-    scores, indices = [], []
+    scores = torch.empty(q.shape[0], k)
+    indices = torch.empty(q.shape[0], k, dtype=torch.long)
     for start in range(0, q.shape[0], chunk_size):
-        sim = q[start : start + chunk_size] @ c.T
-        s, i = torch.topk(sim, k, dim=1, sorted=True)
-        scores.append(s)
-        indices.append(i)
-    return torch.cat(scores).numpy(), torch.cat(indices).numpy()
+        rows = slice(start, start + chunk_size)
+        torch.topk(q[rows] @ c.T, k, dim=1, sorted=True, out=(scores[rows], indices[rows]))
+    return scores.numpy(), indices.numpy()
 
 
 def target_ranks(
@@ -54,13 +59,13 @@ def target_ranks(
     """
     q, c = _unit(queries), _unit(candidates)
     t = torch.as_tensor(np.asarray(targets), dtype=torch.long)
-    ranks = []
+    ranks = torch.empty(q.shape[0], dtype=torch.long)
     for start in range(0, q.shape[0], chunk_size):
         sim = q[start : start + chunk_size] @ c.T
         rows = torch.arange(sim.shape[0])
         target_sim = sim[rows, t[start : start + chunk_size]].unsqueeze(1)
-        ranks.append((sim >= target_sim).sum(1))
-    return torch.cat(ranks).numpy().astype(np.int64)
+        ranks[start : start + chunk_size] = (sim >= target_sim).sum(1)
+    return ranks.numpy()
 
 
 def recall_at_k(ranks: np.ndarray, ks: Sequence[int]) -> dict[int, float]:
@@ -92,14 +97,6 @@ def precision_at_k(topk_indices: np.ndarray, relevant: np.ndarray, k: int) -> np
         raise ValueError(f"need at least {k} retrieved candidates, got {topk_indices.shape[1]}")
     hits = np.take_along_axis(np.asarray(relevant, dtype=bool), topk_indices[:, :k], axis=1)
     return hits.mean(axis=1)
-
-
-def normalise_text(text: str) -> str:
-    """A report's text for duplicate detection: lower case, punctuation and extra spaces gone.
-
-    "No acute cardiopulmonary process." and "no acute cardiopulmonary process" are one text.
-    """
-    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
 
 
 def text_groups(texts: Sequence[str]) -> np.ndarray:
@@ -134,7 +131,7 @@ def grouped_target_ranks(
     if missing:
         raise ValueError(f"{len(missing)} query group(s) have no candidate (first: {min(missing)})")
     n_groups = int(max(int(cg.max()), int(qg.max()))) + 1
-    ranks = []
+    ranks = torch.empty(q.shape[0], dtype=torch.long)
     for start in range(0, q.shape[0], chunk_size):
         sim = q[start : start + chunk_size] @ c.T  # [b, N]
         group = qg[start : start + chunk_size]
@@ -147,7 +144,7 @@ def grouped_target_ranks(
             )
             rows = torch.arange(sim.shape[0])
             per_group[rows, group] = -torch.inf
-            ranks.append(1 + (per_group >= best).sum(1))
+            ranks[start : start + chunk_size] = 1 + (per_group >= best).sum(1)
         else:
-            ranks.append(1 + ((sim >= best) & ~correct).sum(1))
-    return torch.cat(ranks).numpy().astype(np.int64)
+            ranks[start : start + chunk_size] = 1 + ((sim >= best) & ~correct).sum(1)
+    return ranks.numpy()
