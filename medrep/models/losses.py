@@ -318,15 +318,22 @@ class ContrastiveLoss(nn.Module):
         raise NotImplementedError
 
 
-class ConVIRTLoss(ContrastiveLoss):
-    """`convirt_loss` with its hyperparameters (tau = 0.1, lambda = 0.75 in the paper)."""
+class _ConVIRTForm(ContrastiveLoss):
+    """The members of ConVIRT's form: a fixed temperature tau and the image->text weight lambda."""
 
-    def __init__(self, temperature: float = 0.1, lam: float = 0.75) -> None:
+    def __init__(self, temperature: float, lam: float) -> None:
         super().__init__()
         _check_temperature(temperature)
         _check_lambda(lam)
         self.temperature = temperature
         self.lam = lam
+
+
+class ConVIRTLoss(_ConVIRTForm):
+    """`convirt_loss` with its hyperparameters (tau = 0.1, lambda = 0.75 in the paper)."""
+
+    def __init__(self, temperature: float = 0.1, lam: float = 0.75) -> None:
+        super().__init__(temperature, lam)
 
     def forward(
         self,
@@ -339,7 +346,7 @@ class ConVIRTLoss(ContrastiveLoss):
         return convirt_loss(image, text, self.temperature, self.lam, all_image, all_text, offset)
 
 
-class DCLLoss(ContrastiveLoss):
+class DCLLoss(_ConVIRTForm):
     """Decoupled contrastive loss (Yeh et al.): ConVIRT's form, positive left out of each denominator.
 
     Args:
@@ -348,11 +355,7 @@ class DCLLoss(ContrastiveLoss):
     """
 
     def __init__(self, temperature: float = 0.1, lam: float = 0.5) -> None:
-        super().__init__()
-        _check_temperature(temperature)
-        _check_lambda(lam)
-        self.temperature = temperature
-        self.lam = lam
+        super().__init__(temperature, lam)
 
     def forward(
         self,
@@ -372,7 +375,7 @@ class DCLLoss(ContrastiveLoss):
         )
 
 
-class ConVIRTDedupLoss(ContrastiveLoss):
+class ConVIRTDedupLoss(_ConVIRTForm):
     """`convirt_dedup_loss`: ConVIRT with identical sentences in the batch not used as negatives.
 
     Args:
@@ -384,13 +387,9 @@ class ConVIRTDedupLoss(ContrastiveLoss):
     uses_text_ids = True
 
     def __init__(self, temperature: float = 0.1, lam: float = 0.75, duplicates: str = "mask"):
-        super().__init__()
-        _check_temperature(temperature)
-        _check_lambda(lam)
+        super().__init__(temperature, lam)
         if duplicates not in DUPLICATE_MODES:
             raise ValueError(f"duplicates must be one of {DUPLICATE_MODES}, got {duplicates!r}")
-        self.temperature = temperature
-        self.lam = lam
         self.duplicates = duplicates
 
     def forward(
@@ -420,7 +419,7 @@ class ConVIRTDedupLoss(ContrastiveLoss):
         )
 
 
-class ConVIRTSoftLoss(ContrastiveLoss):
+class ConVIRTSoftLoss(_ConVIRTForm):
     """`convirt_soft_loss`: ConVIRT against targets softened by text-text similarity.
 
     Args:
@@ -436,14 +435,10 @@ class ConVIRTSoftLoss(ContrastiveLoss):
         soft_weight: float = 0.3,
         text_temperature: float = 0.02,
     ) -> None:
-        super().__init__()
-        _check_temperature(temperature)
+        super().__init__(temperature, lam)
         _check_temperature(text_temperature)
-        _check_lambda(lam)
         if not 0.0 <= soft_weight <= 1.0:
             raise ValueError(f"soft_weight must lie in [0, 1], got {soft_weight}")
-        self.temperature = temperature
-        self.lam = lam
         self.soft_weight = soft_weight
         self.text_temperature = text_temperature
 
