@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -44,6 +44,10 @@ from medrep.data.dicom import DecodeOptions, decode_dataset, decode_dataset_imag
 from medrep.data.images import quantize, resize_pad
 from medrep.data.ingest import IngestConfig, run_ingestion
 from medrep.data.reduced import J2K_SYNTAXES, JPEG_SYNTAXES, decode_reduced
+
+# run as a script (`python benchmarks/ingest.py`) or as a module: the repository root on the path
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import cpu_model  # noqa: E402
 
 SIZE = 256
 
@@ -231,16 +235,6 @@ def reduced_benchmark(files: list[Path], repeat: int) -> None:
             f"{1e3 * tot[('reduced', 0)] / len(members):.1f} | {wall:.2f}x | {cpu:.2f}x | "
             f"{worst_mad[group]:.4f} | {verdict} |"
         )
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main() -> None:
