@@ -28,11 +28,12 @@ from medrep.data.ingest import LABELS_NAME
 from medrep.data.transforms import AugmentConfig, eval_transform
 from medrep.evaluation.probe import binarize_labels
 from medrep.models.image_only import ImageOnlyDataModule
-from pipelines.common import build_loggers, plain, timed_stage
+from pipelines.common import build_loggers, plain
 from pipelines.evaluate import run_evaluate
 from pipelines.export import encoder_arch, export_images, no_weights, run_export, save_encoder
 from pipelines.ingest import run_ingest
 from pipelines.pretrain import run_pretrain
+from pipelines.run import run_stages
 
 MODEL_FILE = "model.pt"
 
@@ -160,10 +161,7 @@ STAGES: dict[str, Callable[[DictConfig], dict[str, Any]]] = {
 
 
 def run_grid(cfg: DictConfig) -> dict[str, dict[str, Any]]:
-    unknown = [s for s in cfg.stages if s not in STAGES]
-    if unknown:
-        raise ValueError(f"unknown stage(s) {unknown}; choose from {list(STAGES)}")
-    outputs = {str(s): timed_stage(str(s), STAGES[str(s)], cfg) for s in cfg.stages}
+    outputs = run_stages(cfg, STAGES)
     eval_dir = Path(cfg.paths.eval_dir)
     print("\nArtifacts:")
     for label, path in (

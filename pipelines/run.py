@@ -27,11 +27,18 @@ STAGES: dict[str, Callable[[DictConfig], dict[str, Any]]] = {
 }
 
 
-def run_chain(cfg: DictConfig) -> dict[str, dict[str, Any]]:
-    unknown = [s for s in cfg.stages if s not in STAGES]
+def run_stages(
+    cfg: DictConfig, stages: dict[str, Callable[[DictConfig], dict[str, Any]]]
+) -> dict[str, dict[str, Any]]:
+    """Run `cfg.stages` in order (each timed and recorded); unknown names fail before any runs."""
+    unknown = [s for s in cfg.stages if s not in stages]
     if unknown:
-        raise ValueError(f"unknown stage(s) {unknown}; choose from {list(STAGES)}")
-    outputs = {str(stage): timed_stage(str(stage), STAGES[str(stage)], cfg) for stage in cfg.stages}
+        raise ValueError(f"unknown stage(s) {unknown}; choose from {list(stages)}")
+    return {str(stage): timed_stage(str(stage), stages[str(stage)], cfg) for stage in cfg.stages}
+
+
+def run_chain(cfg: DictConfig) -> dict[str, dict[str, Any]]:
+    outputs = run_stages(cfg, STAGES)
     run_dir = Path(cfg.paths.run_dir)
     print("\nArtifacts:")
     for label, path in (
