@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 
 from medrep.data.adapters.base import ImageRecord, ReportRecord
+from medrep.data.adapters.common import AdapterProblem
 from medrep.data.dicom import DecodeOptions, decode_dataset, decode_dataset_image, read_dicom
 from medrep.data.images import quantize, resize_pad
 from medrep.data.ingest import IngestConfig, run_ingestion
@@ -79,6 +80,7 @@ class RecordsAdapter:
 
     def __init__(self, files: list[Path]) -> None:
         self.files = files
+        self.problems: list[AdapterProblem] = []
 
     def images(self):  # type: ignore[no-untyped-def]
         for i, f in enumerate(self.files):

@@ -22,6 +22,7 @@ from pydicom.encaps import encapsulate
 from pydicom.uid import JPEG2000Lossless, JPEGBaseline8Bit
 
 from medrep.data.adapters.base import ImageRecord, ReportRecord
+from medrep.data.adapters.common import AdapterProblem
 from medrep.data.ingest import IngestConfig, run_ingestion
 from tests.conftest import write_dicom
 
@@ -259,6 +260,7 @@ class CorpusAdapter:
 
     def __init__(self, images: list[ImageRecord], reports: list[ReportRecord]) -> None:
         self._images, self._reports = images, reports
+        self.problems: list[AdapterProblem] = []
 
     def images(self):  # type: ignore[no-untyped-def]
         return iter(self._images)

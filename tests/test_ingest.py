@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 
 from medrep.data.adapters.base import ImageRecord, ReportRecord
+from medrep.data.adapters.common import AdapterProblem
 from medrep.data.adapters.generic import GenericAdapter
 from medrep.data.cache import CacheMismatchError, ImageCache, frame_hash
 from medrep.data.ingest import IngestConfig, run_ingestion
@@ -230,6 +231,7 @@ class ListAdapter:
 
     def __init__(self, images: list[ImageRecord], reports: list[ReportRecord]) -> None:
         self._images, self._reports = images, reports
+        self.problems: list[AdapterProblem] = []
 
     def images(self):  # type: ignore[no-untyped-def]
         return iter(self._images)

@@ -14,6 +14,8 @@ from typing import Protocol
 
 import pandas as pd
 
+from medrep.data.adapters.common import AdapterProblem
+
 
 @dataclass(frozen=True)
 class ReportRecord:
@@ -60,6 +62,14 @@ class DatasetAdapter(Protocol):
     """A dataset layout. Implementations are cheap to construct and read lazily."""
 
     name: str
+
+    @property
+    def problems(self) -> list[AdapterProblem]:
+        """The records the adapter skipped (an unreadable report, a row naming a missing
+        file), which ingestion ledgers as `rejected`. Recorded while the iterators run, so
+        complete only once `reports()` and `images()` have been exhausted. Dataclass adapters
+        get it from `ProblemLogMixin` (medrep.data.adapters.common)."""
+        ...
 
     def reports(self) -> Iterator[ReportRecord]:
         """Every report of the dataset (may be empty for image-only sets such as CheXpert)."""

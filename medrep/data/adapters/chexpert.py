@@ -17,8 +17,7 @@ import pandas as pd
 
 from medrep.data.adapters.base import ImageRecord, ReportRecord
 from medrep.data.adapters.common import (
-    AdapterProblem,
-    ProblemLog,
+    ProblemLogMixin,
     label_frame,
     read_table,
     require_dir,
@@ -45,7 +44,7 @@ _MAX_AGE = 89
 
 
 @dataclass
-class CheXpertAdapter:
+class CheXpertAdapter(ProblemLogMixin):
     """CheXpert images and labels.
 
     Args:
@@ -60,14 +59,6 @@ class CheXpertAdapter:
     csvs: Sequence[str] = ("train.csv", "valid.csv")
     check_files: bool = True
     name: str = "chexpert"
-
-    def __post_init__(self) -> None:
-        self._log = ProblemLog()
-
-    @property
-    def problems(self) -> list[AdapterProblem]:
-        """Rows skipped so far (complete once images() is exhausted)."""
-        return self._log.problems
 
     def _tables(self) -> Iterator[tuple[str, pd.DataFrame]]:
         root = require_dir(self.root, "the CheXpert folder", "point root at CheXpert-v1.0-small")
@@ -87,7 +78,7 @@ class CheXpertAdapter:
         return iter(())
 
     def images(self) -> Iterator[ImageRecord]:
-        self._log.start("images")
+        self._start_stage("images")
         root = Path(self.root)
         for csv_name, table in self._tables():
             columns = set(table.columns)
@@ -95,13 +86,15 @@ class CheXpertAdapter:
                 where = f"{csv_name}#row{i + 2}"
                 rel = self._relative(row["Path"])
                 if len(rel.parts) < 3:
-                    self._log.add(
+                    self._record_problem(
                         "images", "missing_key", where, "Path is not .../patient/study/view.jpg"
                     )
                     continue
                 path = root / rel
                 if self.check_files and not path.is_file():
-                    self._log.add("images", "missing_file", where, f"{rel} is not under {root}")
+                    self._record_problem(
+                        "images", "missing_file", where, f"{rel} is not under {root}"
+                    )
                     continue
                 patient, study = rel.parts[-3], rel.parts[-2]
                 yield ImageRecord(

@@ -68,6 +68,38 @@ class ProblemLog:
         return [p for stage in self._by_stage.values() for p in stage]
 
 
+class ProblemLogMixin:
+    """The problem log of a dataclass adapter, and the `problems` of `DatasetAdapter`.
+
+    An adapter calls `_start_stage(stage)` when a pass over a stage begins (so that a second
+    pass replaces the first pass's problems instead of repeating them) and `_record_problem`
+    for each record it skips. The log is made in `__post_init__`, not as a dataclass field, so
+    the adapter's fields and constructor are its own; an adapter with its own `__post_init__`
+    calls `super().__post_init__()`.
+    """
+
+    _problem_log: ProblemLog
+
+    def __post_init__(self) -> None:
+        self._problem_log = ProblemLog()
+
+    @property
+    def problems(self) -> list[AdapterProblem]:
+        """The records skipped so far, stage by stage.
+
+        Complete once `reports()` and `images()` have been exhausted: problems are recorded
+        while the iterators run, so a partly consumed iterator has recorded only what it reached.
+        """
+        return self._problem_log.problems
+
+    def _start_stage(self, stage: str) -> None:
+        self._problem_log.start(stage)
+
+    def _record_problem(self, stage: str, reason: str, source: str, message: str) -> None:
+        """Record a skipped record; `reason` is a key of `ADAPTER_REASON_CODES`."""
+        self._problem_log.add(stage, reason, source, message)
+
+
 def read_table(path: str | Path, required: Sequence[str], fix: str) -> pd.DataFrame:
     """A CSV as strings (empty cells stay ""), after checking its required columns.
 

@@ -22,8 +22,7 @@ import pandas as pd
 
 from medrep.data.adapters.base import ImageRecord, ReportRecord
 from medrep.data.adapters.common import (
-    AdapterProblem,
-    ProblemLog,
+    ProblemLogMixin,
     label_frame,
     read_table,
     require_dir,
@@ -34,7 +33,7 @@ _ID_COLUMNS = frozenset({"AccessionNumber", "StudyInstanceUID", "PatientID", "SO
 
 
 @dataclass
-class GenericAdapter:
+class GenericAdapter(ProblemLogMixin):
     """Images under `image_dir`, reports (and labels) in CSV files.
 
     Args:
@@ -66,14 +65,6 @@ class GenericAdapter:
     image_view_column: str | None = None
     name: str = "generic"
 
-    def __post_init__(self) -> None:
-        self._log = ProblemLog()
-
-    @property
-    def problems(self) -> list[AdapterProblem]:
-        """Rows skipped so far (complete once images() is exhausted)."""
-        return self._log.problems
-
     def reports(self) -> Iterator[ReportRecord]:
         columns = [self.key_column, self.text_column, *filter(None, [self.patient_column])]
         table = read_table(
@@ -92,7 +83,7 @@ class GenericAdapter:
             )
 
     def images(self) -> Iterator[ImageRecord]:
-        self._log.start("images")
+        self._start_stage("images")
         root = require_dir(self.image_dir, "the image folder", "set image_dir")
         if self.images_csv:
             yield from self._listed_images(root)
@@ -114,11 +105,13 @@ class GenericAdapter:
             where = f"{name}#row{i + 2}"
             rel = row[self.image_path_column].strip()
             if not rel:
-                self._log.add("images", "missing_file", where, f"empty {self.image_path_column}")
+                self._record_problem(
+                    "images", "missing_file", where, f"empty {self.image_path_column}"
+                )
                 continue
             path = root / rel
             if not path.is_file():
-                self._log.add("images", "missing_file", where, f"{rel} is not under {root}")
+                self._record_problem("images", "missing_file", where, f"{rel} is not under {root}")
                 continue
             yield ImageRecord(
                 path=str(path.resolve()),

@@ -27,7 +27,8 @@ from pathlib import Path
 import pandas as pd
 
 from medrep.data.adapters.base import ImageRecord, ReportRecord
-from medrep.data.adapters.common import AdapterProblem, ProblemLog
+from medrep.data.adapters.common import ProblemLogMixin
+from medrep.data.labels import LABEL_COLUMNS
 from medrep.data.reports import ReportParser, normalize_unicode
 
 IU_SECTIONS: tuple[str, ...] = ("COMPARISON", "INDICATION", "FINDINGS", "IMPRESSION")
@@ -47,16 +48,8 @@ DEFAULT_MESH_FINDINGS: dict[str, str] = {
     "pulmonary congestion": "Edema",
     "normal": "No Finding",
 }
-# Findings in the order of the project's label columns (medrep.data.synthetic.LABEL_COLUMNS).
-DEFAULT_LABEL_COLUMNS: tuple[str, ...] = (
-    "Cardiomegaly",
-    "Pleural Effusion",
-    "Pneumothorax",
-    "Consolidation",
-    "Nodule",
-    "Edema",
-    "No Finding",
-)
+# Findings in the order of the project's label columns.
+DEFAULT_LABEL_COLUMNS: tuple[str, ...] = LABEL_COLUMNS
 # MeSH qualifiers that make a finding uncertain (-1, CheXpert's convention).
 DEFAULT_UNCERTAIN_QUALIFIERS: tuple[str, ...] = ("borderline",)
 _HTML_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
@@ -174,7 +167,7 @@ def mesh_labels(
 
 
 @dataclass
-class IUXrayAdapter:
+class IUXrayAdapter(ProblemLogMixin):
     """IU X-ray / Open-I reports (XML) and, where present, their images.
 
     Args:
@@ -199,24 +192,21 @@ class IUXrayAdapter:
     name: str = "iu_xray"
 
     def __post_init__(self) -> None:
-        self._log = ProblemLog()
+        super().__post_init__()
         self._studies: list[IUStudy] | None = None
-
-    @property
-    def problems(self) -> list[AdapterProblem]:
-        """Problems seen so far (complete after reports(), images() and labels() have run)."""
-        return self._log.problems
 
     def studies(self) -> list[IUStudy]:
         """Every readable XML report, in file-name order (parsed once, then kept)."""
         if self._studies is None:
-            self._log.start("parse")
+            self._start_stage("parse")
             studies: list[IUStudy] = []
             for source, data in self._documents():
                 try:
                     studies.append(parse_iu_xml(data, source, self.mesh_tags))
                 except (ET.ParseError, ValueError) as err:
-                    self._log.add("parse", "unreadable_report", source, f"not a usable XML: {err}")
+                    self._record_problem(
+                        "parse", "unreadable_report", source, f"not a usable XML: {err}"
+                    )
             self._studies = studies
         return self._studies
 
@@ -251,7 +241,7 @@ class IUXrayAdapter:
 
     def images(self) -> Iterator[ImageRecord]:
         """Records for the referenced images found under `image_dir` (none without it)."""
-        self._log.start("images")
+        self._start_stage("images")
         if not self.image_dir:
             return
         root = Path(self.image_dir)
@@ -266,7 +256,7 @@ class IUXrayAdapter:
                     None,
                 )
                 if found is None:
-                    self._log.add(
+                    self._record_problem(
                         "images",
                         "missing_file",
                         f"{study.source}#{image_id}",

@@ -17,8 +17,8 @@ import pandas as pd
 
 from medrep.data.adapters.base import ImageRecord, ReportRecord
 from medrep.data.adapters.common import (
-    AdapterProblem,
     ProblemLog,
+    ProblemLogMixin,
     label_frame,
     read_table,
     require_dir,
@@ -86,7 +86,7 @@ def resolve(root: str | Path, name: str) -> Path:
 
 
 @dataclass
-class MimicCxrAdapter:
+class MimicCxrAdapter(ProblemLogMixin):
     """MIMIC-CXR DICOM files and their free-text reports.
 
     Args:
@@ -106,21 +106,15 @@ class MimicCxrAdapter:
     suffix: str = ".dcm"
     name: str = "mimic_cxr"
 
-    def __post_init__(self) -> None:
-        self._log = ProblemLog()
-
-    @property
-    def problems(self) -> list[AdapterProblem]:
-        """Records skipped so far (complete once reports() and images() are exhausted)."""
-        return self._log.problems
-
     def reports(self) -> Iterator[ReportRecord]:
-        self._log.start("reports")
-        yield from mimic_reports(self.reports_root or self.root, self._log)
+        self._start_stage("reports")
+        yield from mimic_reports(self.reports_root or self.root, self._problem_log)
 
     def images(self) -> Iterator[ImageRecord]:
-        self._log.start("images")
-        for path, source, study, patient in mimic_image_files(self.root, self.suffix, self._log):
+        self._start_stage("images")
+        for path, source, study, patient in mimic_image_files(
+            self.root, self.suffix, self._problem_log
+        ):
             yield ImageRecord(
                 path=str(path.resolve()),
                 source=source,

@@ -16,14 +16,14 @@ from dataclasses import dataclass
 import pandas as pd
 
 from medrep.data.adapters.base import ImageRecord, ReportRecord
-from medrep.data.adapters.common import AdapterProblem, ProblemLog, read_table
+from medrep.data.adapters.common import ProblemLogMixin, read_table
 from medrep.data.adapters.mimic_cxr import mimic_image_files, mimic_labels, mimic_reports, resolve
 
 METADATA_COLUMNS: tuple[str, ...] = ("dicom_id", "subject_id", "study_id", "ViewPosition")
 
 
 @dataclass
-class MimicCxrJpgAdapter:
+class MimicCxrJpgAdapter(ProblemLogMixin):
     """MIMIC-CXR-JPG images with MIMIC-CXR reports.
 
     Args:
@@ -42,20 +42,12 @@ class MimicCxrJpgAdapter:
     suffix: str = ".jpg"
     name: str = "mimic_cxr_jpg"
 
-    def __post_init__(self) -> None:
-        self._log = ProblemLog()
-
-    @property
-    def problems(self) -> list[AdapterProblem]:
-        """Records skipped so far (complete once reports() and images() are exhausted)."""
-        return self._log.problems
-
     def reports(self) -> Iterator[ReportRecord]:
-        self._log.start("reports")
-        yield from mimic_reports(self.reports_root, self._log)
+        self._start_stage("reports")
+        yield from mimic_reports(self.reports_root, self._problem_log)
 
     def images(self) -> Iterator[ImageRecord]:
-        self._log.start("images")
+        self._start_stage("images")
         path = resolve(self.root, self.metadata_csv)
         table = read_table(
             path, METADATA_COLUMNS, "set metadata_csv to MIMIC-CXR-JPG's metadata CSV"
@@ -66,13 +58,15 @@ class MimicCxrJpgAdapter:
         ):
             where = f"{path.name}#row{i + 2}"
             if not (dicom_id and subject and study):
-                self._log.add(
+                self._record_problem(
                     "images", "missing_key", where, "dicom_id, subject_id or study_id empty"
                 )
                 continue
             rows[dicom_id] = (i + 2, view.strip().upper())
         seen: set[str] = set()
-        for file, source, study, patient in mimic_image_files(self.root, self.suffix, self._log):
+        for file, source, study, patient in mimic_image_files(
+            self.root, self.suffix, self._problem_log
+        ):
             line, view = rows.get(file.stem, (0, ""))
             seen.add(file.stem)
             yield ImageRecord(
@@ -85,7 +79,7 @@ class MimicCxrJpgAdapter:
             )
         for dicom_id, (line, _) in rows.items():
             if dicom_id not in seen:
-                self._log.add(
+                self._record_problem(
                     "images",
                     "missing_file",
                     f"{path.name}#row{line}",
