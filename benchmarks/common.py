@@ -15,7 +15,6 @@ import statistics
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -73,13 +72,13 @@ def ingest(cfg: DictConfig) -> tuple[float, dict[str, Any], float]:
         (wall seconds, the ingestion summary, CPU seconds: this process and its workers).
     """
     from medrep.data.ingest import run_ingestion
-    from pipelines.ingest import generate_synthetic, ingest_config
+    from pipelines.ingest import generate_synthetic
 
     with contextlib.redirect_stdout(io.StringIO()):
         generate_synthetic(cfg)
     start, cpu = time.perf_counter(), cpu_seconds()
     summary = run_ingestion(
-        replace(ingest_config(cfg), progress=False),
+        instantiate(cfg.data.ingest, progress=False),
         instantiate(cfg.data.adapter),
         instantiate(cfg.reports.parser),
         scrubber=instantiate(cfg.reports.scrubber),

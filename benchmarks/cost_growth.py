@@ -44,8 +44,7 @@ from benchmarks.common import (
     ingest,
     machine_line,
 )
-from pipelines.common import build_module
-from pipelines.pretrain import build_datamodule
+from pipelines.training import build_module
 
 LOW, HIGH = 0.9, 1.1
 
@@ -80,7 +79,7 @@ def epoch(cfg: Any, profile: bool = False) -> dict[str, Any]:
     a step of seconds) and the own seconds per function come back as `fit_profile`.
     """
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
-    datamodule = build_datamodule(cfg)
+    datamodule = instantiate(cfg.data.datamodule)
     module = build_module(cfg)
     timer = EpochTimer()
     trainer: L.Trainer = instantiate(
@@ -207,7 +206,7 @@ def main() -> None:
         workers = cfg.data.ingest_workers or "all cores"
         print(
             f"\n## cost growth: demo config ({cfg.model.name}, {cfg.data.image_size} px, batch "
-            f"{cfg.model.batch_size}); ingestion workers {workers}, loader workers "
+            f"{cfg.data.batch_size}); ingestion workers {workers}, loader workers "
             f"{cfg.data.num_workers}; {args.patients} patients at 1x"
         )
     print(

@@ -86,7 +86,9 @@ def measure(kind: str, n: int, queries: int, torch_threads: int, blas_threads: i
     else:
         train, val, test = probe_data(rng, n), probe_data(rng, n // 10), probe_data(rng, n // 10)
         with threadpool_limits(limits=blas_threads, user_api="blas"):
-            linear_probe(*probe_data(rng, 200), *probe_data(rng, 50), *probe_data(rng, 50), ["y"])
+            linear_probe(
+                *probe_data(rng, 200), *probe_data(rng, 50), *probe_data(rng, 50), ["y"], (1.0,)
+            )
 
         def call() -> Any:
             with threadpool_limits(limits=blas_threads, user_api="blas"):

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from hydra.utils import instantiate
 
 from benchmarks.common import (
     compose_config,
@@ -39,8 +40,7 @@ from benchmarks.common import (
     model_step,
     verdict,
 )
-from pipelines.common import build_module
-from pipelines.pretrain import build_datamodule
+from pipelines.training import build_module
 
 TARGET = 3.0
 
@@ -93,7 +93,7 @@ def bench_config(
     cfg = compose_config(out_dir, overrides)
     configure(cfg)
     seconds, summary, _ = ingest(cfg)
-    datamodule = build_datamodule(cfg)
+    datamodule = instantiate(cfg.data.datamodule)
     datamodule.setup("fit")
     train_items = len(datamodule.datasets["train"])
     steps_per_epoch = train_items // datamodule.batch_size
@@ -107,8 +107,8 @@ def bench_config(
     batch = next(iter(datamodule.train_dataloader()))
     tokens = tuple(batch["input_ids"].shape)
     print(
-        f"\n## {title}: {cfg.model.name}, {cfg.data.image_size} px, batch {cfg.model.batch_size}, "
-        f"{cfg.data.num_workers} loader worker(s), text max_length {cfg.model.text.max_length} "
+        f"\n## {title}: {cfg.model.name}, {cfg.data.image_size} px, batch {cfg.data.batch_size}, "
+        f"{cfg.data.num_workers} loader worker(s), text max_length {cfg.data.text.max_length} "
         f"(this batch's tokens {tokens[1]})"
     )
     print(

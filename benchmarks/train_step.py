@@ -41,7 +41,7 @@ from torch.utils.data import DataLoader
 from benchmarks.common import compose_config, configure, machine_line, median, verdict
 from medrep.data.datamodule import TextCollator
 from medrep.pretrained import load_tokenizer
-from pipelines.common import build_module
+from pipelines.training import build_module
 
 TARGET = 0.10
 SENTENCES = (
@@ -59,9 +59,9 @@ SENTENCES = (
 def fixed_batch(cfg: Any) -> dict[str, torch.Tensor]:
     """A batch as the loader's collator makes it: normalised images and tokenised sentences."""
     generator = torch.Generator().manual_seed(0)
-    size, n = int(cfg.data.image_size), int(cfg.model.batch_size)
+    size, n = int(cfg.data.image_size), int(cfg.data.batch_size)
     collate = TextCollator(
-        load_tokenizer(cfg.model.module.text_encoder.model_path), int(cfg.model.text.max_length)
+        load_tokenizer(cfg.model.module.text_encoder.model_path), int(cfg.data.text.max_length)
     )
     items = [
         {
@@ -199,7 +199,7 @@ def main() -> None:
             plain_times += timer.plain[1:]
         print(
             f"\n## training step, demo config: {cfg.model.name}, {cfg.data.image_size} px, batch "
-            f"{cfg.model.batch_size}, tokens {batch['input_ids'].shape[1]}, "
+            f"{cfg.data.batch_size}, tokens {batch['input_ids'].shape[1]}, "
             f"{cfg.trainer.precision}, log_every_n_steps {cfg.trainer.log_every_n_steps}; "
             f"{len(lightning_times)} pairs in {args.rounds} fits of {args.steps} steps"
         )

@@ -6,7 +6,7 @@ python -m pipelines.run stages=[evaluate] hydra.run.dir=outputs/runs/demo/<stamp
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,40 +19,41 @@ from pipelines.export import run_export
 from pipelines.ingest import run_ingest
 from pipelines.pretrain import run_pretrain
 
-STAGES: dict[str, Callable[[DictConfig], dict[str, Any]]] = {
+Stage = Callable[[DictConfig], dict[str, Any]]
+STAGES: dict[str, Stage] = {
     "ingest": run_ingest,
     "pretrain": run_pretrain,
     "export": run_export,
     "evaluate": run_evaluate,
 }
+# what the chain prints at its end, where it exists: label -> (paths key, path inside it)
+ARTIFACTS = {
+    "run folder": ("run_dir", ""),
+    "manifest": ("ingest_dir", "manifest.parquet"),
+    "rejects ledger": ("ingest_dir", "rejects.csv"),
+    "image cache": ("ingest_dir", "cache"),
+    "model": ("pretrain_dir", "model.pt"),
+    "training logs": ("pretrain_dir", "logs"),
+    "baselines": ("run_dir", "baselines"),
+    "embeddings": ("embeddings_dir", ""),
+    "results table": ("eval_dir", "results.md"),
+    "results rows": ("eval_dir", "results.csv"),
+    "claims": ("eval_dir", "claims.csv"),
+    "label plot": ("eval_dir", "label_efficiency.png"),
+    "gallery": ("eval_dir", "retrieval_gallery.png"),
+    "run record": ("run_dir", "run_record.json"),
+}
 
 
-def run_stages(
-    cfg: DictConfig, stages: dict[str, Callable[[DictConfig], dict[str, Any]]]
-) -> dict[str, dict[str, Any]]:
+def run_chain(cfg: DictConfig, stages: Mapping[str, Stage] = STAGES) -> dict[str, dict[str, Any]]:
     """Run `cfg.stages` in order (each timed and recorded); unknown names fail before any runs."""
     unknown = [s for s in cfg.stages if s not in stages]
     if unknown:
         raise ValueError(f"unknown stage(s) {unknown}; choose from {list(stages)}")
-    return {str(stage): timed_stage(str(stage), stages[str(stage)], cfg) for stage in cfg.stages}
-
-
-def run_chain(cfg: DictConfig) -> dict[str, dict[str, Any]]:
-    outputs = run_stages(cfg, STAGES)
-    run_dir = Path(cfg.paths.run_dir)
+    outputs = {str(s): timed_stage(str(s), stages[str(s)], cfg) for s in cfg.stages}
     print("\nArtifacts:")
-    for label, path in (
-        ("run folder", run_dir),
-        ("manifest", Path(cfg.paths.ingest_dir) / "manifest.parquet"),
-        ("rejects ledger", Path(cfg.paths.ingest_dir) / "rejects.csv"),
-        ("image cache", Path(cfg.paths.ingest_dir) / "cache"),
-        ("model", Path(cfg.paths.pretrain_dir) / "model.pt"),
-        ("training logs", Path(cfg.paths.pretrain_dir) / "logs"),
-        ("embeddings", Path(cfg.paths.embeddings_dir)),
-        ("results table", Path(cfg.paths.eval_dir) / "results.md"),
-        ("results rows", Path(cfg.paths.eval_dir) / "results.csv"),
-        ("run record", run_dir / "run_record.json"),
-    ):
+    for label, (key, inside) in ARTIFACTS.items():
+        path = Path(cfg.paths[key]) / inside
         if path.exists():
             print(f"  {label:15s} {path}")
     return outputs

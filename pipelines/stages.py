@@ -17,6 +17,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from medrep.data.cache import file_hash
+
 MARKER = ".stage.json"
 STAGE_DIRS = {
     "ingest": "ingest_dir",
@@ -26,10 +28,10 @@ STAGE_DIRS = {
 }
 # the config each stage reads (dotted paths)
 STAGE_CONFIG: dict[str, tuple[str, ...]] = {
-    "pretrain": ("model", "loss", "trainer", "callbacks", "seed", "data.num_workers"),
+    "pretrain": ("model", "loss", "trainer", "callbacks", "seed", "data.datamodule"),
     "export": ("method", "seed", "eval.batch_size", "eval.retrieval.queries", "eval.zeroshot"),
-    # seed and model.augment: fine-tuning's initialisation and transforms
-    "evaluate": ("eval", "method", "run_name", "seed", "model.augment"),
+    # seed and data.augment: fine-tuning's initialisation and transforms
+    "evaluate": ("eval", "method", "run_name", "seed", "data.augment"),
 }
 # the files each stage consumes, relative to the config's paths (globs allowed)
 STAGE_INPUTS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -53,14 +55,6 @@ STAGE_INPUTS: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _plain(node: Any) -> Any:
     # resolved within the whole config, so interpolations to other groups work
     return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
@@ -78,7 +72,7 @@ def stage_key(stage: str, cfg: DictConfig) -> str | None:
         if not matches:
             return None
         for path in matches:
-            files[f"{dir_key}/{path.relative_to(root)}"] = _file_digest(path)
+            files[f"{dir_key}/{path.relative_to(root)}"] = file_hash(path)
     payload = json.dumps(
         {"stage": stage, "config": config, "files": files}, sort_keys=True, default=str
     )

@@ -350,8 +350,9 @@ def test_generic_image_table(tmp_path: Path) -> None:
     ],
 )
 def test_dataset_configs_build_adapters(tmp_path: Path, group: str, kind: type) -> None:
-    cfg = compose_config(tmp_path, [f"+dataset={group}"])
-    adapter = instantiate(cfg.dataset)
+    cfg = compose_config(tmp_path, [f"dataset={group}"])
+    assert cfg.data.name == group
+    adapter = instantiate(cfg.data.adapter)
     assert isinstance(adapter, kind)
     assert adapter.name == group
     assert str(tmp_path) in str(next(iter(vars(adapter).values())))
@@ -369,6 +370,6 @@ def test_example_site_config_ingests_an_export_not_the_synthetic_world() -> None
     adapter = cfg.data.adapter
     assert adapter.image_dir == "/data/radiology/medrep/export/dicom"
     assert adapter.labels_csv is None
-    assert cfg.data.privacy.secret is None and cfg.data.privacy.secret_env
+    assert cfg.data.ingest.secret.secret is None and cfg.data.ingest.secret.secret_env
     assert cfg.paths.ingest_dir.endswith(f"site_export-{cfg.data.image_size}px")
     assert cfg.model.module.text_encoder.model_path == "/models/Bio_ClinicalBERT"

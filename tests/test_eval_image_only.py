@@ -11,12 +11,8 @@ import pytest
 import torch
 
 from medrep.models.encoders import ImageEncoder
-from medrep.models.image_only import (
-    SimCLRPretrainer,
-    SupervisedPretrainer,
-    masked_bce,
-    nt_xent_loss,
-)
+from medrep.models.image_only import SimCLRPretrainer, SupervisedPretrainer, masked_bce
+from medrep.models.losses import nt_xent_loss
 
 
 @pytest.fixture(autouse=True)
@@ -131,8 +127,9 @@ def make_cache(tmp_path: Path, n: int, rng: np.random.Generator) -> tuple[object
 @pytest.mark.slow
 def test_finetuning_learns_a_visible_finding_from_few_labels(tmp_path: Path) -> None:
     from medrep.data.transforms import eval_transform
+    from medrep.evaluation.bootstrap import BootstrapSettings
     from medrep.evaluation.finetune import FinetuneSettings, SplitImages, finetune_rows
-    from medrep.evaluation.harness import ProbeSettings
+    from medrep.evaluation.probe import ProbeSettings
 
     rng = np.random.default_rng(0)
     cache, y = make_cache(tmp_path, 160, rng)
@@ -155,10 +152,22 @@ def test_finetuning_learns_a_visible_finding_from_few_labels(tmp_path: Path) -> 
         cache,  # type: ignore[arg-type]
         splits,
         ["square", "invisible"],
-        ProbeSettings(fractions=(0.2, 1.0), seeds=(0,), min_patients=4),
-        FinetuneSettings(steps=30, batch_size=8, lr=3e-3, eval_every=10),
+        ProbeSettings(
+            fractions=(0.2, 1.0), seeds=(0,), c_grid=(1.0,), min_patients=4, uncertain="ignore"
+        ),
+        FinetuneSettings(
+            enabled=True,
+            methods=None,
+            seeds=(0,),
+            steps=30,
+            batch_size=8,
+            lr=3e-3,
+            weight_decay=1e-6,
+            eval_every=10,
+        ),
         transform,
         transform,
+        BootstrapSettings(n_resamples=1000, level=0.95, seed=0),
     )
     rows = {(r.metric, r.label_fraction): r for r in out.rows}
     assert rows[("auroc/square", 1.0)].value > 0.9

@@ -11,12 +11,12 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from medrep.evaluation.bootstrap import BootstrapSettings
-from medrep.evaluation.harness import paired_rows_metrics, precision_rows, zero_shot_rows
 from medrep.evaluation.results import ResultRow, results_frame
 from medrep.evaluation.retrieval_lists import read_retrieval_lists
-from medrep.evaluation.zeroshot import zero_shot_scores
+from medrep.evaluation.retrieval_rows import paired_rows_metrics, precision_rows
+from medrep.evaluation.zeroshot import zero_shot_rows, zero_shot_scores
 
-BOOT = BootstrapSettings(n_resamples=200, seed=0)
+BOOT = BootstrapSettings(n_resamples=200, level=0.95, seed=0)
 
 
 def unit(x: np.ndarray) -> np.ndarray:

@@ -447,7 +447,7 @@ def test_configs_build_and_name_the_method_by_its_option(
 ) -> None:
     from hydra.utils import instantiate
 
-    from pipelines.common import without_name
+    from pipelines.training import without_name
     from tests.conftest import compose_config
 
     overrides = [override] if override.startswith("loss=") else ["loss=convirt_dedup", override]

@@ -75,7 +75,7 @@ def test_training_curves_go_to_csv_and_tensorboard(tiny_run, pretrained) -> None
 
 
 def test_model_rebuilds_from_its_folder(tiny_run, pretrained) -> None:
-    from pipelines.common import load_model
+    from pipelines.training import load_model
 
     module, cfg = load_model(tiny_run.paths.pretrain_dir)
     assert cfg.model.module.embed_dim == 16

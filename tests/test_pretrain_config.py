@@ -37,13 +37,13 @@ def test_convirt_config_is_the_papers_recipe(tmp_path: Path) -> None:
         False,
     )
     assert (text.pooling, text.freeze_embeddings, text.n_frozen_layers) == ("max", True, 6)
-    assert m.module.embed_dim == 512 and m.batch_size == 32
+    assert m.module.embed_dim == 512 and cfg.data.batch_size == 32
     assert (m.module.optimizer.lr, m.module.optimizer.weight_decay) == (1e-4, 1e-6)
     assert (m.module.scheduler.factor, m.module.scheduler.patience) == (0.5, 5)
     assert m.module.monitor == cfg.callbacks.early_stopping.monitor == "val/loss"
     assert (cfg.loss.temperature, cfg.loss.lam) == (0.1, 0.75)
-    assert m.text.train_view == "random_sentence"
-    a = m.augment
+    assert cfg.data.text.train_view == "random_sentence" and cfg.data.text.max_length == 128
+    a = cfg.data.augment
     assert cfg.data.image_size == a.size == 224
     assert list(a.crop_area) == [0.6, 1.0] and a.flip_prob == 0.5 and a.rotate_degrees == 20.0
     assert a.translate == 0.1 and list(a.scale) == [0.95, 1.05]
@@ -56,9 +56,11 @@ def test_convirt_config_is_the_papers_recipe(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_convirt_config_builds_resnet50_and_bert_with_512d_heads(tmp_path: Path) -> None:
+    from hydra.utils import instantiate
+
     from medrep.data.transforms import train_transform
     from medrep.pretrained import load_tokenizer
-    from pipelines.common import augment_config, build_module
+    from pipelines.training import build_module
 
     cfg = compose(tmp_path, ["model=convirt"])
     module = build_module(cfg).eval()
@@ -68,7 +70,7 @@ def test_convirt_config_builds_resnet50_and_bert_with_512d_heads(tmp_path: Path)
         assert kinds == ["Linear", "ReLU", "Linear"] and head.net[-1].out_features == 512
     # embeddings and the 6 lowest layers frozen (the MiniLM default has exactly 6)
     assert not any(p.requires_grad for p in module.text_encoder.model.embeddings.parameters())
-    image = train_transform(augment_config(cfg))(torch.rand(1, 224, 224))
+    image = train_transform(instantiate(cfg.data.augment))(torch.rand(1, 224, 224))
     assert image.shape == (1, 224, 224)
     tokens = load_tokenizer(cfg.model.module.text_encoder.model_path)(
         ["Small left effusion.", "No pneumothorax."], padding=True, return_tensors="pt"
@@ -97,7 +99,7 @@ def test_every_loss_config_builds_behind_one_interface(
     from hydra.utils import instantiate
 
     from medrep.models.losses import ContrastiveLoss
-    from pipelines.common import without_name
+    from pipelines.training import without_name
 
     cfg = compose(tmp_path, [f"loss={name}"])
     assert cfg.method == name

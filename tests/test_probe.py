@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from medrep.evaluation.probe import binarize_labels, linear_probe, sample_patients
+from medrep.evaluation.bootstrap import BootstrapSettings
+from medrep.evaluation.labels import binarize_labels, sample_patients
+from medrep.evaluation.probe import linear_probe
+
+C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0)
+BOOT = BootstrapSettings(n_resamples=1000, level=0.95, seed=0)
 
 
 def test_binarize_policies() -> None:
@@ -51,17 +56,36 @@ def test_probe_separates_informative_features_and_not_noise() -> None:
         return x, y
 
     (xtr, ytr), (xva, yva), (xte, yte) = make(300), make(100), make(300)
-    result = linear_probe(xtr, ytr, xva, yva, xte, yte, ["seen", "unseen"])
+    result = linear_probe(xtr, ytr, xva, yva, xte, yte, ["seen", "unseen"], C_GRID)
     assert result.auroc["seen"] > 0.9
     assert abs(result.auroc["unseen"] - 0.5) < 0.1
     assert result.macro_auroc == pytest.approx((result.auroc["seen"] + result.auroc["unseen"]) / 2)
+
+
+def test_per_label_auroc_leaves_out_unknown_rows_and_undefined_labels() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    from medrep.evaluation.metrics import macro_auroc, per_label_auroc
+
+    rng = np.random.default_rng(5)
+    y = (rng.random((50, 4)) < 0.4).astype(float)
+    y[rng.random((50, 4)) < 0.2] = np.nan
+    y[:, 2] = 1.0  # one class only
+    scores = rng.normal(size=(50, 4))
+    scores[:, 3] = np.nan  # no model
+    auroc = per_label_auroc(scores, y, ["a", "b", "one_class", "no_model"])
+    for j, name in enumerate("ab"):
+        known = ~np.isnan(y[:, j])
+        assert auroc[name] == roc_auc_score(y[known, j], scores[known, j])
+    assert np.isnan(auroc["one_class"]) and np.isnan(auroc["no_model"])
+    assert macro_auroc(auroc) == np.mean([auroc["a"], auroc["b"]])
 
 
 def test_probe_reports_nan_for_a_single_class_label() -> None:
     rng = np.random.default_rng(2)
     x = rng.normal(size=(40, 3))
     y = np.zeros((40, 1))
-    result = linear_probe(x, y, x, y, x, y, ["never"])
+    result = linear_probe(x, y, x, y, x, y, ["never"], C_GRID)
     assert np.isnan(result.auroc["never"]) and np.isnan(result.macro_auroc)
 
 
@@ -103,8 +127,7 @@ def test_probe_keeps_test_scores_that_reproduce_its_auroc() -> None:
 def test_probe_rows_carry_intervals_and_run_the_full_fraction_once() -> None:
     import pandas as pd
 
-    from medrep.evaluation.bootstrap import BootstrapSettings
-    from medrep.evaluation.harness import ProbeSettings, probe_rows
+    from medrep.evaluation.probe import ProbeSettings, probe_rows
 
     rng = np.random.default_rng(4)
 
@@ -124,8 +147,10 @@ def test_probe_rows_carry_intervals_and_run_the_full_fraction_once() -> None:
             "Edema": np.concatenate([s["y"] for s in splits.values()]),
         }
     )
-    settings = ProbeSettings(fractions=(0.1, 1.0), seeds=(0, 1), c_grid=(1.0,), min_patients=4)
-    out = probe_rows("r", "m", splits, labels, ["Edema"], settings, BootstrapSettings(200))
+    settings = ProbeSettings(
+        fractions=(0.1, 1.0), seeds=(0, 1), c_grid=(1.0,), min_patients=4, uncertain="ignore"
+    )
+    out = probe_rows("r", "m", splits, labels, ["Edema"], settings, BootstrapSettings(200, 0.95, 0))
     macro = [r for r in out.rows if r.metric == "macro_auroc"]
     assert [(r.label_fraction, r.seed) for r in macro] == [(0.1, 0), (0.1, 1), (1.0, 0)]
     for r in macro:
@@ -136,8 +161,14 @@ def test_probe_rows_carry_intervals_and_run_the_full_fraction_once() -> None:
 def test_results_table_shows_intervals_and_claims() -> None:
     import pandas as pd
 
-    from medrep.evaluation.harness import Evaluation, claim_rows, parse_claims
-    from medrep.evaluation.results import ResultRow, claims_markdown, markdown_table, results_frame
+    from medrep.evaluation.claims import claim_rows, parse_claims
+    from medrep.evaluation.results import (
+        Evaluation,
+        ResultRow,
+        claims_markdown,
+        markdown_table,
+        results_frame,
+    )
 
     rows = [
         ResultRow("r", "convirt", "linear_probe", "macro_auroc", 0.8, 0.1, 0, 0.7, 0.9),
@@ -165,15 +196,15 @@ def test_results_table_shows_intervals_and_claims() -> None:
         "convirt@0.1 > random_init@0.1",
         "convirt@1 > random_init@1",
     ]
-    claim_out, table = claim_rows("r", claims, ev)
+    claim_out, table = claim_rows("r", claims, ev, BOOT)
     assert len(table) == 1  # random_init was not evaluated: skipped
     row = table.iloc[0]
     assert row["difference"] == pytest.approx(-0.05) and not row["holds"]
     assert row["ci_low"] < -0.05 < row["ci_high"] < 0 and row["ci_excludes_zero"]
     assert claim_out[0].task == "claim" and claim_out[0].value == pytest.approx(-0.05)
-    assert "| convirt@0.1 >= simclr@1 | 0.850 | 0.900 |" in claims_markdown(table)
+    assert "| convirt@0.1 >= simclr@1 | 0.850 | 0.900 |" in claims_markdown(table, 0.95)
     ev.rows[0] = ResultRow("r", "convirt", "linear_probe", "macro_auroc", 1.0, 0.1, 0)
-    assert claim_rows("r", claims, ev)[1].iloc[0]["holds"]  # the point estimate decides
+    assert claim_rows("r", claims, ev, BOOT)[1].iloc[0]["holds"]  # the point estimate decides
     with pytest.raises(ValueError, match="METHOD@FRACTION"):
         parse_claims(["convirt beats simclr"], [0.1])
     assert isinstance(table, pd.DataFrame)

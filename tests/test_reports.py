@@ -11,11 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from medrep.data.reports import (
-    DEFAULT_ABBREVIATIONS,
-    DEFAULT_HEADER_KEYWORDS,
     DEFAULT_SECTIONS,
-    DEFAULT_SUBHEADERS,
-    DEFAULT_SYNONYMS,
     ReportParser,
     normalize_unicode,
 )
@@ -413,17 +409,17 @@ def test_synthetic_sections_match_the_generator() -> None:
 # ---- configuration ------------------------------------------------------------------------------
 
 
-def test_config_group_equals_library_defaults(tmp_path: Path) -> None:
+def test_config_group_builds_the_library_rules_and_a_site_changes_one(tmp_path: Path) -> None:
     from hydra.utils import instantiate
 
     cfg = compose_config(tmp_path)
+    # the rules are written once, in medrep.data.reports: the config names only the class
+    assert set(cfg.reports.parser) == {"_target_", "_convert_"}
     parser = instantiate(cfg.reports.parser)
-    default = ReportParser()
-    for name in ("header_pattern", "placeholder_pattern", "fallback_section", "min_words"):
-        assert getattr(parser, name) == getattr(default, name), name
-    assert parser.synonyms == DEFAULT_SYNONYMS
-    assert parser.header_keywords == DEFAULT_HEADER_KEYWORDS
-    assert list(parser.subheaders) == DEFAULT_SUBHEADERS
-    assert set(parser.abbreviations) == set(DEFAULT_ABBREVIATIONS)
+    assert parser == ReportParser()
     assert list(cfg.reports.sections) == list(DEFAULT_SECTIONS)
-    assert parser.sentences(MIMIC_STYLE) == default.sentences(MIMIC_STYLE)
+    site = instantiate(
+        compose_config(tmp_path, ["+reports.parser.synonyms={findings: [RESULT]}"]).reports.parser
+    )
+    assert site.parse("RESULT: Clear lungs.").sections == {"findings": "Clear lungs."}
+    assert parser.parse("RESULT: Clear lungs.").sections != {"findings": "Clear lungs."}

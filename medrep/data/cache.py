@@ -24,6 +24,15 @@ META_NAME = "cache_meta.json"
 CACHE_FORMAT = 1
 
 
+def file_hash(path: str | Path) -> str:
+    """sha256 of a file's bytes, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def frame_hash(df: pd.DataFrame) -> str:
     """sha256 of a table's canonical CSV form (independent of the parquet writer's version)."""
     return hashlib.sha256(df.to_csv(index=False).encode()).hexdigest()

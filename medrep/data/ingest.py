@@ -69,7 +69,7 @@ class IngestConfig:
         sections: report sections that feed pretraining.
         image_size / cache_dtype: the cache's square side and integer type.
         split_fractions / split_salt: patient-level split shares and the hash salt.
-        workers: decoding processes (1 decodes in this process).
+        workers: decoding processes (1 decodes in this process; None: one per core).
         chunk_size: files per part (the unit of resumption and of sharding).
     """
 
@@ -88,7 +88,7 @@ class IngestConfig:
     )
     split_salt: str = "medrep-split"
     decode: DecodeOptions = field(default_factory=DecodeOptions)
-    workers: int = 1
+    workers: int | None = 1
     chunk_size: int = 64
     max_report_chars: int = 100_000
     min_side: int = 16
@@ -109,7 +109,7 @@ class IngestConfig:
             raise ValueError("the pseudonymisation secret is empty; see data.privacy")
         if not self.sections:
             raise ValueError("reports.sections is empty: no report text would feed pretraining")
-        if self.workers < 1 or self.chunk_size < 1:
+        if (self.workers is not None and self.workers < 1) or self.chunk_size < 1:
             raise ValueError(
                 f"workers and chunk_size must be >= 1, got {self.workers}, {self.chunk_size}"
             )
@@ -118,6 +118,11 @@ class IngestConfig:
             raise ValueError(
                 f"data.split_fractions must be non-negative with a positive sum: {fractions}"
             )
+
+    @property
+    def processes(self) -> int:
+        """Decoding processes: `workers`, or one per core."""
+        return self.workers or os.cpu_count() or 1
 
     def cache_params(self) -> dict[str, Any]:
         """The preprocessing parameters that define the cache's content."""
@@ -431,6 +436,17 @@ def _pool_imap(fn: Callable[[T], R], items: Sequence[T], workers: int) -> Iterat
 # ---- the run ---------------------------------------------------------------------------------
 
 
+def parse_shard(text: str | None) -> tuple[int, int]:
+    """`"i/N"` -> (i, N); None -> the whole dataset."""
+    if not text:
+        return 0, 1
+    try:
+        index, total = (int(x) for x in str(text).split("/"))
+    except ValueError as exc:
+        raise ValueError(f"data.shard must look like 3/8, got {text!r}") from exc
+    return index, total
+
+
 def run_ingestion(
     cfg: IngestConfig,
     adapter: DatasetAdapter,
@@ -466,9 +482,7 @@ def run_ingestion(
     labels = pseudonymise_labels(adapter.labels(), cfg)
     # records the adapter could not build (a report file it could not parse, a metadata row
     # naming a missing image): ledgered beside the reports, outside the file count
-    report_ledger += [
-        _ledger("rejected", p.reason, p.source, p.message) for p in getattr(adapter, "problems", [])
-    ]
+    report_ledger += [_ledger("rejected", p.reason, p.source, p.message) for p in adapter.problems]
     inputs = {
         "files": _digest([r.source for r in records]),
         "reports": frame_hash(report_frame),
@@ -518,7 +532,7 @@ def run_ingestion(
         mininterval=1.0,
         smoothing=0.1,
     )
-    for n in _pool_imap(_process_chunk, todo, cfg.workers):
+    for n in _pool_imap(_process_chunk, todo, cfg.processes):
         bar.update(n)
     bar.close()
 

@@ -27,12 +27,9 @@ class BootstrapSettings:
         seed: seed of the resampling; fixed, so reruns give the same intervals.
     """
 
-    n_resamples: int = 1000
-    level: float = 0.95
-    seed: int = 0
-
-
-DEFAULT_BOOTSTRAP = BootstrapSettings()
+    n_resamples: int
+    level: float
+    seed: int
 
 
 def cluster_weights(

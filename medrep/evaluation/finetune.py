@@ -1,39 +1,59 @@
 """Full fine-tuning at label fractions: the encoder and a linear layer trained together.
 
 The paper reports fine-tuning beside the linear probe. Here it is an option (a CPU affords only
-a short schedule): a fixed number of steps of Adam on masked binary cross-entropy, with the
-validation macro AUROC checked every `eval_every` steps and the best state kept (early stopping
-on validation, the fine-tuning counterpart of choosing the probe's regularisation there).
+a short schedule): `SupervisedPretrainer` on the exported encoder, trained by a Lightning
+`Trainer` for a fixed number of Adam steps on masked binary cross-entropy, with the validation
+macro AUROC checked every `eval_every` steps and the best state kept by `ModelCheckpoint` (early
+stopping on validation, the fine-tuning counterpart of choosing the probe's regularisation there).
 """
 
 from __future__ import annotations
 
-import copy
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 
+import lightning as L
 import numpy as np
 import torch
-from sklearn.metrics import roc_auc_score
+from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import nn
+from torch.utils.data import DataLoader, RandomSampler
 
 from medrep.data.cache import ImageCache
+from medrep.data.image_only import LabelledImageDataset
 from medrep.data.transforms import ImageTransform
-from medrep.evaluation.bootstrap import DEFAULT_BOOTSTRAP, BootstrapSettings
-from medrep.evaluation.harness import Evaluation, ProbeSettings, auroc_rows, resample_weights
-from medrep.evaluation.probe import ProbeResult, sample_patients
-from medrep.evaluation.results import ResultRow
-from medrep.models.image_only import masked_bce
+from medrep.evaluation.bootstrap import BootstrapSettings
+from medrep.evaluation.labels import sample_patients
+from medrep.evaluation.metrics import macro_auroc_metrics, per_label_auroc, resample_weights
+from medrep.evaluation.probe import ProbeResult, ProbeSettings, fraction_rows
+from medrep.evaluation.results import Evaluation
+from medrep.models.image_only import SupervisedPretrainer
+
+MONITOR = "val/macro_auroc"
 
 
 @dataclass(frozen=True)
 class FinetuneSettings:
-    steps: int = 100
-    batch_size: int = 32
-    lr: float = 1e-4
-    weight_decay: float = 1e-6
-    eval_every: int = 25
+    """Whether, what and how to fine-tune (`conf/eval/` holds the values).
+
+    Attributes:
+        enabled: the evaluation stage fine-tunes at all.
+        methods: which methods (None: every evaluated method with an exported encoder).
+        seeds: one fine-tuning per label fraction and seed.
+        steps / batch_size / lr / weight_decay: Adam's schedule.
+        eval_every: validation macro AUROC every this many steps; the best state is kept.
+    """
+
+    enabled: bool
+    methods: Sequence[str] | None
+    seeds: Sequence[int]
+    steps: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    eval_every: int
 
 
 @dataclass(frozen=True)
@@ -45,84 +65,77 @@ class SplitImages:
     labels: np.ndarray
 
 
-def _images(cache: ImageCache, index: np.ndarray, transform: ImageTransform) -> torch.Tensor:
-    return torch.stack([transform(torch.from_numpy(cache.image(int(i)))[None]) for i in index])
+def _train_loader(
+    cache: ImageCache, train: SplitImages, transform: ImageTransform, batch_size: int, seed: int
+) -> DataLoader:
+    """Full batches drawn without replacement, reshuffled every pass by a seeded sampler.
 
-
-@torch.no_grad()
-def _predict(model: nn.Module, images: torch.Tensor, batch_size: int = 128) -> np.ndarray:
-    model.eval()
-    return torch.cat(
-        [
-            torch.sigmoid(model(images[s : s + batch_size]))
-            for s in range(0, len(images), batch_size)
-        ]
-    ).numpy()
-
-
-def _macro(scores: np.ndarray, labels: np.ndarray) -> float:
-    values = []
-    for j in range(labels.shape[1]):
-        keep = ~np.isnan(labels[:, j])
-        if len(np.unique(labels[keep, j])) == 2:
-            values.append(roc_auc_score(labels[keep, j], scores[keep, j]))
-    return float(np.mean(values)) if values else float("nan")
+    BatchNorm needs two images per batch in training mode; a subset smaller than a batch is
+    repeated (the sampler draws at least one batch per pass).
+    """
+    dataset = LabelledImageDataset(cache, train.cache_index, train.labels, transform)
+    batch = max(2, min(batch_size, len(dataset)))
+    sampler = RandomSampler(
+        dataset,
+        num_samples=max(batch, len(dataset)),
+        generator=torch.Generator().manual_seed(seed),
+    )
+    return DataLoader(dataset, batch_size=batch, sampler=sampler, drop_last=True)
 
 
 def finetune_classifier(
     encoder: nn.Module,
     cache: ImageCache,
-    train: SplitImages,
-    val_images: torch.Tensor,
-    val_labels: np.ndarray,
-    test_images: torch.Tensor,
-    test_labels: np.ndarray,
+    splits: Mapping[str, SplitImages],
     label_names: Sequence[str],
     train_transform: ImageTransform,
+    eval_transform: ImageTransform,
     settings: FinetuneSettings,
     seed: int = 0,
 ) -> ProbeResult:
     """Fine-tune `encoder` (with `out_dim`) plus a linear layer; test AUROC per label.
 
-    `val_images`/`test_images` are already transformed [N, 1, S, S] tensors. The encoder is
-    modified in place: pass a fresh copy.
+    `splits` holds `train` (the label fraction's subset), `val` and `test`. The encoder is
+    modified in place: pass a fresh copy. Validation runs every `settings.eval_every` steps; the
+    state with the best validation macro AUROC is tested (the last state if none was validated).
     """
     torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    model = nn.Sequential(encoder, nn.Linear(int(encoder.out_dim), len(label_names)))  # type: ignore[arg-type]
-    optimizer = torch.optim.Adam(
-        model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
+    optimizer = partial(torch.optim.Adam, lr=settings.lr, weight_decay=settings.weight_decay)
+    module = SupervisedPretrainer(
+        encoder,  # type: ignore[arg-type]  # any encoder with `out_dim`, e.g. `load_encoder`'s
+        len(label_names),
+        optimizer,
+        val_metrics=macro_auroc_metrics,
     )
-    # BatchNorm needs two images per batch in training mode
-    batch = max(2, min(settings.batch_size, len(train.cache_index)))
-    targets = torch.as_tensor(train.labels, dtype=torch.float32)
-    best_state, best_score = copy.deepcopy(model.state_dict()), -np.inf
-    for step in range(1, settings.steps + 1):
-        model.train()
-        pick = rng.choice(
-            len(train.cache_index), size=batch, replace=batch > len(train.cache_index)
+    train = _train_loader(cache, splits["train"], train_transform, settings.batch_size, seed)
+    val, test = (
+        DataLoader(
+            LabelledImageDataset(cache, s.cache_index, s.labels, eval_transform),
+            batch_size=settings.batch_size,
         )
-        loss = masked_bce(
-            model(_images(cache, train.cache_index[pick], train_transform)), targets[pick]
+        for s in (splits["val"], splits["test"])
+    )
+    with tempfile.TemporaryDirectory(prefix="finetune-") as scratch:
+        best = ModelCheckpoint(dirpath=scratch, monitor=MONITOR, mode="max", save_weights_only=True)
+        trainer = L.Trainer(
+            accelerator="cpu",
+            devices=1,
+            max_steps=settings.steps,
+            val_check_interval=settings.eval_every,
+            check_val_every_n_epoch=None,
+            num_sanity_val_steps=0,
+            callbacks=[best],
+            default_root_dir=scratch,
+            logger=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
         )
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        if step % settings.eval_every == 0 or step == settings.steps:
-            score = _macro(_predict(model, val_images), val_labels)
-            # a NaN score (validation lacks a class) keeps the latest state instead
-            if score > best_score or (np.isnan(score) and best_score == -np.inf):
-                best_state = copy.deepcopy(model.state_dict())
-                best_score = -np.inf if np.isnan(score) else score
-    model.load_state_dict(best_state)
-    scores = _predict(model, test_images)
-    auroc = {}
-    for j, name in enumerate(label_names):
-        keep = ~np.isnan(test_labels[:, j])
-        both = len(np.unique(test_labels[keep, j])) == 2
-        auroc[name] = (
-            float(roc_auc_score(test_labels[keep, j], scores[keep, j])) if both else float("nan")
-        )
+        trainer.fit(module, train, val)
+        if best.best_model_path:
+            checkpoint = torch.load(best.best_model_path, map_location="cpu", weights_only=True)
+            module.load_state_dict(checkpoint["state_dict"])
+        scores = torch.cat(trainer.predict(module, test)).numpy()  # type: ignore[arg-type]
+    auroc = per_label_auroc(scores, splits["test"].labels, label_names)
     return ProbeResult(auroc=auroc, chosen_c={}, test_scores=scores)
 
 
@@ -137,21 +150,18 @@ def finetune_rows(
     settings: FinetuneSettings,
     train_transform: ImageTransform,
     eval_transform: ImageTransform,
-    seeds: Sequence[int] = (0,),
-    boot: BootstrapSettings = DEFAULT_BOOTSTRAP,
+    boot: BootstrapSettings,
 ) -> Evaluation:
     """Fine-tuning AUROC rows (task `finetune`) at every label fraction of `probe` and seed.
 
     Label fractions are drawn by patient exactly as for the linear probe (same seeds, same
     patients), so probe and fine-tuning rows compare like for like.
     """
-    val_images = _images(cache, splits["val"].cache_index, eval_transform)
-    test_images = _images(cache, splits["test"].cache_index, eval_transform)
     weights = resample_weights(np.asarray(splits["test"].patient_key), boot)
     out = Evaluation()
     train = splits["train"]
     for fraction in probe.fractions:
-        for seed in seeds:
+        for seed in settings.seeds:
             mask = sample_patients(
                 train.patient_key, train.labels, fraction, seed, probe.min_patients
             )
@@ -161,30 +171,26 @@ def finetune_rows(
             result = finetune_classifier(
                 make_encoder(),
                 cache,
-                subset,
-                val_images,
-                splits["val"].labels,
-                test_images,
-                splits["test"].labels,
+                {**splits, "train": subset},
                 label_names,
                 train_transform,
+                eval_transform,
                 settings,
                 seed,
             )
-            row = partial(
-                ResultRow, run, method, "finetune", label_fraction=float(fraction), seed=seed
+            out.extend(
+                fraction_rows(
+                    run,
+                    method,
+                    "finetune",
+                    fraction,
+                    seed,
+                    result,
+                    splits["test"].labels,
+                    label_names,
+                    int(mask.sum()),
+                    weights,
+                    boot,
+                )
             )
-            rows, macro = auroc_rows(
-                row,
-                result.test_scores,
-                splits["test"].labels,
-                label_names,
-                result.auroc,
-                weights,
-                boot,
-            )
-            out.rows.extend(rows)
-            out.rows.append(row(metric="train_images", value=float(mask.sum())))
-            if macro is not None:
-                out.replicates.setdefault((method, "finetune", float(fraction)), []).append(macro)
     return out

@@ -1,69 +1,49 @@
-"""Frozen-feature linear probes (scikit-learn) at a fraction of the training labels."""
+"""Frozen-feature linear probes (scikit-learn) at label fractions, and their result rows.
+
+Label fractions are drawn by patient (`medrep.evaluation.labels.sample_patients`); every probe
+runs for several seeds so the table shows spread, not a lucky draw; every test metric carries a
+bootstrap interval over test patients, drawn identically for every method so that the claims
+comparing methods are paired.
+"""
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
+import pandas as pd
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-UNCERTAIN_POLICIES = ("ignore", "zero", "one")
+from medrep.evaluation.bootstrap import BootstrapSettings
+from medrep.evaluation.labels import labels_for, sample_patients
+from medrep.evaluation.metrics import auroc_rows, macro_auroc, per_label_auroc, resample_weights
+from medrep.evaluation.results import Evaluation, ResultRow
 
 
-def binarize_labels(values: np.ndarray, uncertain: str = "ignore") -> np.ndarray:
-    """CheXpert-style labels (1, 0, -1, NaN) -> float {1, 0, NaN}; NaN means "leave this out".
+@dataclass(frozen=True)
+class ProbeSettings:
+    """The linear probe's protocol (`conf/eval/` holds the values).
 
-    Unmentioned (NaN) counts as negative, as CheXpert's labeller intends; uncertain (-1) follows
-    the stated policy: ignore (left out), zero or one.
+    Attributes:
+        fractions: label fractions of the training patients.
+        seeds: one probe per fraction and seed (a fraction of 1 runs once).
+        c_grid: inverse regularisation strengths, chosen per label on validation AUROC.
+        min_patients: the floor of a fraction's patient sample.
+        uncertain: what -1 labels become: ignore | zero | one.
     """
-    if uncertain not in UNCERTAIN_POLICIES:
-        raise ValueError(
-            f"uncertain label policy must be one of {UNCERTAIN_POLICIES}, got {uncertain!r}"
-        )
-    out = np.where(np.isnan(values), 0.0, values).astype(np.float64)
-    fill = {"ignore": np.nan, "zero": 0.0, "one": 1.0}[uncertain]
-    out[out == -1] = fill
-    return out
 
-
-def sample_patients(
-    patient_keys: Sequence[str] | np.ndarray,
-    labels: np.ndarray,
-    fraction: float,
-    seed: int,
-    min_patients: int = 8,
-    max_tries: int = 100,
-) -> np.ndarray:
-    """Row mask of a random `fraction` of the patients (at least `min_patients`).
-
-    Sampling is by patient, so all of a patient's images come together. Draws are repeated (up to
-    `max_tries`) until every label column has both classes among the sampled rows, when the full
-    set has both, so that every label's probe can be trained; the seed makes the draw repeatable.
-    """
-    keys = np.asarray(patient_keys)
-    unique = np.unique(keys)
-    if fraction >= 1.0:
-        return np.ones(len(keys), dtype=bool)
-    n = min(len(unique), max(min_patients, int(round(fraction * len(unique)))))
-    rng = np.random.default_rng(seed)
-    full_ok = [_both_classes(labels[:, j]) for j in range(labels.shape[1])]
-    mask = np.zeros(len(keys), dtype=bool)
-    for _ in range(max_tries):
-        mask = np.isin(keys, rng.choice(unique, size=n, replace=False))
-        if all(_both_classes(labels[mask, j]) or not full_ok[j] for j in range(labels.shape[1])):
-            return mask
-    return mask
-
-
-def _both_classes(column: np.ndarray) -> bool:
-    present = column[~np.isnan(column)]
-    return bool(present.size) and 0.0 in present and 1.0 in present
+    fractions: Sequence[float]
+    seeds: Sequence[int]
+    c_grid: Sequence[float]
+    min_patients: int
+    uncertain: str
 
 
 @dataclass(frozen=True)
@@ -83,8 +63,7 @@ class ProbeResult:
 
     @property
     def macro_auroc(self) -> float:
-        values = [v for v in self.auroc.values() if not np.isnan(v)]
-        return float(np.mean(values)) if values else float("nan")
+        return macro_auroc(self.auroc)
 
 
 def _fit(x: np.ndarray, y: np.ndarray, c: float, seed: int):  # type: ignore[no-untyped-def]
@@ -105,7 +84,7 @@ def linear_probe(
     test_x: np.ndarray,
     test_y: np.ndarray,
     label_names: Sequence[str],
-    c_grid: Sequence[float] = (0.001, 0.01, 0.1, 1.0, 10.0),
+    c_grid: Sequence[float],
     seed: int = 0,
 ) -> ProbeResult:
     """One standardised logistic regression per label; C chosen by validation AUROC.
@@ -113,14 +92,13 @@ def linear_probe(
     Labels are {1, 0, NaN} (see `binarize_labels`); rows with NaN are left out per label. A label
     whose training rows hold one class only scores NaN (reported, not hidden).
     """
-    auroc: dict[str, float] = {}
     chosen: dict[str, float] = {}
     scores = np.full((len(test_x), len(label_names)), np.nan)
     for j, name in enumerate(label_names):
         tr, va, te = (~np.isnan(train_y[:, j]), ~np.isnan(val_y[:, j]), ~np.isnan(test_y[:, j]))
         ytr, yva, yte = train_y[tr, j], val_y[va, j], test_y[te, j]
         if len(np.unique(ytr)) < 2 or len(np.unique(yte)) < 2:
-            auroc[name], chosen[name] = float("nan"), float("nan")
+            chosen[name] = float("nan")
             continue
         best_c, best_score = float(c_grid[0]), -np.inf
         if len(c_grid) > 1 and len(np.unique(yva)) == 2:
@@ -130,8 +108,90 @@ def linear_probe(
                 )
                 if score > best_score:
                     best_c, best_score = float(c), score
-        model = _fit(train_x[tr], ytr, best_c, seed)
-        scores[:, j] = model.predict_proba(test_x)[:, 1]
-        auroc[name] = float(roc_auc_score(yte, scores[te, j]))
+        scores[:, j] = _fit(train_x[tr], ytr, best_c, seed).predict_proba(test_x)[:, 1]
         chosen[name] = best_c
+    auroc = per_label_auroc(scores, test_y, label_names)
     return ProbeResult(auroc=auroc, chosen_c=chosen, test_scores=scores)
+
+
+def fraction_rows(
+    run: str,
+    method: str,
+    task: str,
+    fraction: float,
+    seed: int,
+    result: ProbeResult,
+    test_labels: np.ndarray,
+    label_names: Sequence[str],
+    train_images: int,
+    weights: np.ndarray | None,
+    boot: BootstrapSettings,
+) -> Evaluation:
+    """One model's rows at one label fraction and seed: AUROCs with intervals, `train_images`.
+
+    The macro AUROC replicates go under (method, task, fraction), for the claims.
+    """
+    row = partial(ResultRow, run, method, task, label_fraction=float(fraction), seed=seed)
+    rows, macro = auroc_rows(
+        row, result.test_scores, test_labels, label_names, result.auroc, weights, boot
+    )
+    rows.append(row(metric="train_images", value=float(train_images)))
+    replicates = {} if macro is None else {(method, task, float(fraction)): [macro]}
+    return Evaluation(rows=rows, replicates=replicates)
+
+
+def probe_rows(
+    run: str,
+    method: str,
+    splits: Mapping[str, Mapping[str, np.ndarray]],
+    labels: pd.DataFrame,
+    label_names: Sequence[str],
+    settings: ProbeSettings,
+    boot: BootstrapSettings,
+    feature: str = "image_features",
+) -> Evaluation:
+    """Linear-probe AUROC (per label and macro) at every label fraction and seed.
+
+    At a fraction of 1 every seed trains on the same rows and the probe is deterministic, so it
+    runs once (under the first seed).
+    """
+    y = {
+        s: labels_for(splits[s], labels, label_names, settings.uncertain)
+        for s in ("train", "val", "test")
+    }
+    x = {s: splits[s][feature] for s in ("train", "val", "test")}
+    weights = resample_weights(np.asarray(splits["test"]["patient_key"]), boot)
+    out = Evaluation()
+    for fraction in settings.fractions:
+        seeds = settings.seeds[:1] if fraction >= 1.0 else settings.seeds
+        for seed in seeds:
+            mask = sample_patients(
+                splits["train"]["patient_key"], y["train"], fraction, seed, settings.min_patients
+            )
+            result = linear_probe(
+                x["train"][mask],
+                y["train"][mask],
+                x["val"],
+                y["val"],
+                x["test"],
+                y["test"],
+                label_names,
+                settings.c_grid,
+                seed,
+            )
+            out.extend(
+                fraction_rows(
+                    run,
+                    method,
+                    "linear_probe",
+                    fraction,
+                    seed,
+                    result,
+                    y["test"],
+                    label_names,
+                    int(mask.sum()),
+                    weights,
+                    boot,
+                )
+            )
+    return out

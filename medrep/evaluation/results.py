@@ -1,13 +1,14 @@
 """The tidy results table: one row per (run, method, task, label fraction, seed, metric).
 
 `value` is the point estimate on the test split; `ci_low`/`ci_high` its bootstrap interval
-over test patients (NaN for counts and chance levels).
+over test patients (NaN for counts and chance levels). An `Evaluation` carries the rows with
+the bootstrap replicates that the paired claims need; the tables are written from the rows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,24 @@ class ResultRow:
     seed: int = -1
     ci_low: float = float("nan")
     ci_high: float = float("nan")
+
+
+RowFactory = Callable[..., ResultRow]
+# (method, task, label fraction) -> per-seed macro AUROC replicates, each [B]
+ReplicateStore = dict[tuple[str, str, float], list[np.ndarray]]
+
+
+@dataclass
+class Evaluation:
+    """Result rows plus the bootstrap replicates of the macro AUROCs (for paired claims)."""
+
+    rows: list[ResultRow] = field(default_factory=list)
+    replicates: ReplicateStore = field(default_factory=dict)
+
+    def extend(self, other: Evaluation) -> None:
+        self.rows.extend(other.rows)
+        for key, values in other.replicates.items():
+            self.replicates.setdefault(key, []).extend(values)
 
 
 def results_frame(rows: Iterable[ResultRow]) -> pd.DataFrame:
@@ -69,7 +88,7 @@ def markdown_table(results: pd.DataFrame, metrics: Sequence[str] | None = None) 
     """A compact markdown summary: one line per task/metric/fraction, one column per method.
 
     Cells are the mean over seeds, with the standard deviation where there are several seeds
-    and the (mean per-seed) 95% bootstrap interval in brackets where there is one. `metrics`
+    and the (mean per-seed) bootstrap interval in brackets where there is one. `metrics`
     keeps only those metrics, in the table's order.
     """
     if metrics is not None:
@@ -104,10 +123,16 @@ def markdown_table(results: pd.DataFrame, metrics: Sequence[str] | None = None) 
     return "\n".join(lines) + "\n"
 
 
-def claims_markdown(claims: pd.DataFrame) -> str:
+def level_text(level: float) -> str:
+    """`0.95` -> `95%`."""
+    return f"{100 * level:g}%"
+
+
+def claims_markdown(claims: pd.DataFrame, level: float) -> str:
     """The claims table: each claim, both sides, the difference with its interval, the verdict."""
     lines = [
-        "| claim | left | right | difference [95% CI] | holds | interval excludes 0 |",
+        f"| claim | left | right | difference [{level_text(level)} CI] | holds "
+        "| interval excludes 0 |",
         "|---|---|---|---|---|---|",
     ]
     for c in claims.itertuples(index=False):
@@ -120,9 +145,15 @@ def claims_markdown(claims: pd.DataFrame) -> str:
 
 
 def write_results(
-    rows: Iterable[ResultRow], out_dir: str | Path, claims: pd.DataFrame | None = None
+    rows: Iterable[ResultRow],
+    out_dir: str | Path,
+    claims: pd.DataFrame | None,
+    level: float,
 ) -> tuple[Path, Path]:
-    """Write results.csv (every row) and results.md (summary, then the claims) into `out_dir`."""
+    """Write results.csv (every row) and results.md (summary, then the claims) into `out_dir`.
+
+    `level` is the bootstrap intervals' coverage, which the claims table's header names.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     frame = results_frame(rows)
@@ -132,6 +163,8 @@ def write_results(
     if claims is not None and len(claims):
         claims.to_csv(out / "claims.csv", index=False)
         text += "\n## Claims (linear probe, macro AUROC, mean over seeds)\n\n"
-        text += claims_markdown(claims)
+        text += claims_markdown(claims, level)
+    else:
+        (out / "claims.csv").unlink(missing_ok=True)  # never a stale table from an earlier run
     md_path.write_text(text)
     return csv_path, md_path

@@ -4,14 +4,22 @@ For every finding, a positive and a negative prompt set ("Moderate cardiomegaly.
 heart size is normal."): each set's text embeddings are normalised and averaged (prompt
 ensembling), and an image's score is its cosine similarity to the positive centroid minus that
 to the negative one. The softmax of the two similarities that CheXzero uses is a monotone
-function of this difference, so the AUROC is the same.
+function of this difference, so the AUROC is the same. `zero_shot_rows` turns the scores into
+per-label and macro AUROC rows (task `zero_shot`) with bootstrap intervals over test patients.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from functools import partial
 
 import numpy as np
+import pandas as pd
+
+from medrep.evaluation.bootstrap import BootstrapSettings
+from medrep.evaluation.labels import labels_for
+from medrep.evaluation.metrics import auroc_rows, per_label_auroc, resample_weights
+from medrep.evaluation.results import Evaluation, ResultRow
 
 POLARITIES = ("positive", "negative")
 
@@ -59,3 +67,29 @@ def zero_shot_scores(
             centroids.append(_unit(prompts[sel].mean(0)))
         out[:, j] = images @ centroids[0] - images @ centroids[1]
     return out
+
+
+def zero_shot_rows(
+    run: str,
+    method: str,
+    test: Mapping[str, np.ndarray],
+    prompts: Mapping[str, np.ndarray],
+    labels: pd.DataFrame,
+    label_names: Sequence[str],
+    uncertain: str,
+    boot: BootstrapSettings,
+) -> Evaluation:
+    """Zero-shot AUROC (per label and macro) of prompt scores on the test split."""
+    y = labels_for(test, labels, label_names, uncertain)
+    scores = zero_shot_scores(
+        test["image_embeddings"],
+        prompts["text_embeddings"],
+        prompts["category"],
+        prompts["polarity"],
+        label_names,
+    )
+    auroc = per_label_auroc(scores, y, label_names)
+    weights = resample_weights(np.asarray(test["patient_key"]), boot)
+    row = partial(ResultRow, run, method, "zero_shot")
+    rows, _ = auroc_rows(row, scores, y, label_names, auroc, weights, boot)
+    return Evaluation(rows=rows)

@@ -26,6 +26,9 @@ The family:
                        denominators, or counted as further positives.
     ConVIRTSoftLoss    ConVIRT's form against soft targets: the one-hot target mixed with the
                        text-text similarity distribution of the (detached) text embeddings.
+
+Beside the family, `nt_xent_loss` (SimCLR's image-only loss over two views of each image) is a
+plain function of embeddings with named terms too.
 """
 
 from __future__ import annotations
@@ -282,6 +285,30 @@ def siglip_loss(
     loss_pos = per_pair.masked_fill(~is_positive, 0.0).sum() / rows
     loss_neg = per_pair.masked_fill(is_positive, 0.0).sum() / rows
     return {"loss": loss_pos + loss_neg, "loss_pos": loss_pos, "loss_neg": loss_neg}
+
+
+def nt_xent_loss(view1: torch.Tensor, view2: torch.Tensor, temperature: float = 0.1) -> Terms:
+    """SimCLR's NT-Xent (images only): each of the 2B views must pick its partner among 2B - 1.
+
+    Args:
+        view1, view2: [B, D] embeddings; row i of both comes from the same image.
+        temperature: tau of the cosine-similarity logits.
+
+    Returns:
+        {"loss": the mean over all 2B anchors}.
+    """
+    if view1.shape != view2.shape or view1.ndim != 2:
+        raise ValueError(
+            f"expected two [B, D] tensors of one shape, got {tuple(view1.shape)} and "
+            f"{tuple(view2.shape)}"
+        )
+    b = view1.shape[0]
+    z = torch.cat([view1, view2])
+    logits = cosine_logits(z, z, temperature)
+    # an anchor is never its own negative
+    logits = logits.masked_fill(torch.eye(2 * b, dtype=torch.bool, device=z.device), -torch.inf)
+    partner = torch.cat([torch.arange(b, 2 * b), torch.arange(0, b)]).to(z.device)
+    return {"loss": F.cross_entropy(logits, partner)}
 
 
 def _check_temperature(temperature: float) -> None:

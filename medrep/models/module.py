@@ -140,9 +140,16 @@ class ContrastivePretrainer(L.LightningModule):
             )
         batch_size = emb.image.shape[0]
         on_step = stage == "train"
+        with torch.no_grad():
+            image, text = emb.image.float(), emb.text.float()
+            diagnostics = {
+                "alignment": alignment(image, text),
+                "uniformity_image": uniformity(image),
+                "uniformity_text": uniformity(text),
+            }
         # sync_dist: under DDP each process's terms cover its own rows; the logged value is the
         # mean over processes (a no-op with one)
-        for name, value in terms.items():
+        for name, value in {**terms, **diagnostics}.items():
             self.log(
                 f"{stage}/{name}",
                 value,
@@ -152,21 +159,6 @@ class ContrastivePretrainer(L.LightningModule):
                 prog_bar=name == "loss",
                 sync_dist=True,
             )
-        with torch.no_grad():
-            image, text = emb.image.float(), emb.text.float()
-            for name, value in (
-                ("alignment", alignment(image, text)),
-                ("uniformity_image", uniformity(image)),
-                ("uniformity_text", uniformity(text)),
-            ):
-                self.log(
-                    f"{stage}/{name}",
-                    value,
-                    on_step=on_step,
-                    on_epoch=True,
-                    batch_size=batch_size,
-                    sync_dist=True,
-                )
         return terms, emb
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:

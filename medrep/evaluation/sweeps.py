@@ -1,0 +1,85 @@
+"""A sweep's results in one table: every job's results.csv with the settings it ran with.
+
+A Hydra multirun writes one folder per job, each with `.hydra/overrides.yaml` (the `key=value`
+overrides of that job) and, when it evaluated, `eval/results.csv`. This module reads those plain
+files; it does not need Hydra.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from medrep.evaluation.plots import label_efficiency_plot
+from medrep.evaluation.results import markdown_table
+
+RESULTS = Path("eval") / "results.csv"
+
+
+def job_overrides(job_dir: Path) -> dict[str, str]:
+    """The `key=value` overrides a Hydra job ran with (from its .hydra/overrides.yaml)."""
+    path = job_dir / ".hydra" / "overrides.yaml"
+    if not path.exists():
+        return {}
+    items = yaml.safe_load(path.read_text()) or []
+    return dict(item.split("=", 1) for item in items if "=" in item)
+
+
+def label_methods(table: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """`method` suffixed with the swept values (`convirt [0.1, 1e-3]`), for side-by-side tables."""
+    labelled = table.copy()
+    if columns:
+        swept = labelled[list(columns)].fillna("").astype(str).agg(", ".join, axis=1)
+        labelled["method"] = labelled["method"] + " [" + swept + "]"
+    return labelled
+
+
+def swept_columns(table: pd.DataFrame) -> list[str]:
+    """The swept-setting columns of a collected table (between `job` and `run`)."""
+    return list(table.columns[1 : table.columns.get_loc("run")])
+
+
+def collect_sweep(sweep_dir: str | Path) -> dict[str, Path]:
+    """Write `sweep_results.csv`, `sweep_results.md` and `sweep_label_efficiency.png`.
+
+    Each row of a job's results gets the job number and one column per overridden key whose
+    value varies across the sweep, so the table says which setting produced which number.
+
+    Raises:
+        FileNotFoundError: no job of the sweep wrote results.
+    """
+    sweep_dir = Path(sweep_dir)
+    frames, overrides = [], {}
+    for results in sorted(sweep_dir.glob(f"*/{RESULTS}")):
+        job_dir = results.parents[1]
+        frame = pd.read_csv(results)
+        frame.insert(0, "job", job_dir.name)
+        frames.append(frame)
+        overrides[job_dir.name] = job_overrides(job_dir)
+    if not frames:
+        raise FileNotFoundError(f"no {RESULTS} under {sweep_dir}: did the sweep's jobs finish?")
+    table = pd.concat(frames, ignore_index=True)
+    keys = sorted({k for o in overrides.values() for k in o})
+    varying = [k for k in keys if len({o.get(k) for o in overrides.values()}) > 1]
+    for pos, key in enumerate(varying, start=1):
+        # a swept key named like a results column (e.g. `seed`) gets a prefix
+        column = f"sweep.{key}" if key in table.columns else key
+        table.insert(pos, column, table["job"].map(lambda j, k=key: overrides[j].get(k, "")))
+    csv_path, md_path = sweep_dir / "sweep_results.csv", sweep_dir / "sweep_results.md"
+    table.to_csv(csv_path, index=False)
+    # one column (and one plot line) per method x swept setting
+    labelled = label_methods(table, swept_columns(table))
+    md_path.write_text(
+        f"# Sweep {sweep_dir.name}\n\nSwept: {', '.join(varying) or '(nothing varies)'}\n\n"
+        + markdown_table(labelled)
+    )
+    paths = {"csv": csv_path, "markdown": md_path}
+    plot = label_efficiency_plot(
+        labelled, sweep_dir / "sweep_label_efficiency.png", title=f"sweep {sweep_dir.name}"
+    )
+    if plot is not None:
+        paths["plot"] = plot
+    return paths
