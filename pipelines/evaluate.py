@@ -42,6 +42,7 @@ def run_evaluate(cfg: DictConfig) -> dict[str, Any]:
     return outputs
 
 
+# the entry point every stage file ends with (lightning-hydra-template's src/train.py)
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     timed_stage("evaluate", run_evaluate, cfg)

@@ -55,6 +55,7 @@ def run_ingest(cfg: DictConfig) -> dict[str, Any]:
     return out
 
 
+# the entry point every stage file ends with (lightning-hydra-template's src/train.py)
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     timed_stage("ingest", run_ingest, cfg)

@@ -138,7 +138,50 @@ def single_threaded_worker(worker_id: int) -> None:
     torch.set_num_threads(1)
 
 
-class PairedDataModule(L.LightningDataModule):
+class CachedImagesDataModule(L.LightningDataModule):
+    """What the training data modules share: the train/val rows of an ingestion folder (images
+    that have a report, `paired_rows`), their augmentation, batch size, workers and seed.
+
+    Subclasses say what a split's dataset is (`_dataset`).
+    """
+
+    # (constructor assignments: the same shape as the baselines' LightningModule base)
+    def __init__(
+        self, ingest_dir: str, augment: AugmentConfig, batch_size: int, num_workers: int, seed: int
+    ) -> None:
+        super().__init__()
+        self.ingest_dir = ingest_dir
+        self.augment = augment
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.seed = seed
+        self.datasets: dict[str, Dataset] = {}
+
+    def _dataset(self, cache: ImageCache, rows: pd.DataFrame, split: str) -> Dataset:
+        raise NotImplementedError
+
+    def _prepare(self) -> None:
+        """Set-up before the datasets are built (e.g. a tokenizer)."""
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.datasets:
+            return
+        manifest, reports, cache = load_ingested(self.ingest_dir)
+        self._prepare()
+        for split in ("train", "val"):
+            rows = paired_rows(manifest, reports, split)
+            if len(rows) == 0:
+                raise ValueError(
+                    f"{self.ingest_dir}: the {split} split is empty; ingest more data or change "
+                    "split fractions"
+                )
+            self.datasets[split] = self._dataset(cache, rows, split)
+
+    def evaluation_transform(self) -> ImageTransform:
+        return eval_transform(self.augment.size, self.augment.mean, self.augment.std)
+
+
+class PairedDataModule(CachedImagesDataModule):
     """Train/val loaders of image-report pairs from an ingestion folder.
 
     Args:
@@ -160,36 +203,23 @@ class PairedDataModule(L.LightningDataModule):
         val_text_view: str = "fixed_sentence",
         seed: int = 0,
     ) -> None:
-        super().__init__()
+        super().__init__(ingest_dir, augment, batch_size, num_workers, seed)
         # where the next training iteration starts: (epoch, steps done), set by a resumed run
         self._resume_at: tuple[int, int] | None = None
-        self.ingest_dir = ingest_dir
         self.tokenizer_path = tokenizer_path
-        self.augment = augment
-        self.batch_size = batch_size
-        self.num_workers = num_workers
         self.max_length = max_length
-        self.train_text_view = train_text_view
-        self.val_text_view = val_text_view
-        self.seed = seed
-        self.datasets: dict[str, PairedImageTextDataset] = {}
+        self.text_views = {"train": train_text_view, "val": val_text_view}
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.datasets:
-            return
-        manifest, reports, cache = load_ingested(self.ingest_dir)
+    def _prepare(self) -> None:
         self.collate = TextCollator(load_tokenizer(self.tokenizer_path), self.max_length)
-        evaluate = eval_transform(self.augment.size, self.augment.mean, self.augment.std)
-        for split, transform, view in (
-            ("train", train_transform(self.augment, self.seed), self.train_text_view),
-            ("val", evaluate, self.val_text_view),
-        ):
-            rows = paired_rows(manifest, reports, split)
-            if len(rows) == 0:
-                raise ValueError(
-                    f"{self.ingest_dir}: the {split} split is empty; ingest more data or change split fractions"
-                )
-            self.datasets[split] = PairedImageTextDataset(cache, rows, transform, view)
+
+    def _dataset(self, cache: ImageCache, rows: pd.DataFrame, split: str) -> Dataset:
+        transform = (
+            train_transform(self.augment, self.seed)
+            if split == "train"
+            else self.evaluation_transform()
+        )
+        return PairedImageTextDataset(cache, rows, transform, self.text_views[split])
 
     def _loader(self, split: str, sampler: ResumableSampler | None = None) -> DataLoader:
         return DataLoader(
@@ -221,8 +251,10 @@ class PairedDataModule(L.LightningDataModule):
         if self._resume_at is not None:
             epoch, done = self._resume_at
             self._resume_at = None
+        dataset = self.datasets["train"]
+        assert isinstance(dataset, PairedImageTextDataset)
         sampler = ResumableSampler(
-            self.datasets["train"], self.batch_size, self.seed, world_size, rank, epoch, done
+            dataset, self.batch_size, self.seed, world_size, rank, epoch, done
         )
         if done >= sampler.steps:  # the checkpoint closed its epoch: start the next one
             sampler.epoch, sampler.start_batch = epoch + 1, 0

@@ -8,15 +8,14 @@
 
 from __future__ import annotations
 
-import lightning as L
 import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from medrep.data.cache import ImageCache
-from medrep.data.datamodule import load_ingested, paired_rows, single_threaded_worker
-from medrep.data.transforms import AugmentConfig, ImageTransform, eval_transform, train_transform
+from medrep.data.datamodule import CachedImagesDataModule, single_threaded_worker
+from medrep.data.transforms import AugmentConfig, ImageTransform, train_transform
 
 
 class TwoViewDataset(Dataset):
@@ -60,7 +59,7 @@ class LabelledImageDataset(Dataset):
         return {"image": self.transform(image), "labels": self.labels[index]}
 
 
-class ImageOnlyDataModule(L.LightningDataModule):
+class ImageOnlyDataModule(CachedImagesDataModule):
     """Train/val loaders over an ingestion folder for the image-only baselines.
 
     The rows are the images that have a report (`paired_rows`), as in the image-report
@@ -75,6 +74,8 @@ class ImageOnlyDataModule(L.LightningDataModule):
 
     KINDS = ("two_view", "labelled")
 
+    # Hydra builds each data module by keyword, so each states the base's arguments again
+
     def __init__(
         self,
         ingest_dir: str,
@@ -85,19 +86,13 @@ class ImageOnlyDataModule(L.LightningDataModule):
         labels: pd.DataFrame | None = None,
         seed: int = 0,
     ) -> None:
-        super().__init__()
+        super().__init__(ingest_dir, augment, batch_size, num_workers, seed)
         if kind not in self.KINDS:
             raise ValueError(f"kind must be one of {self.KINDS}, got {kind!r}")
         if kind == "labelled" and labels is None:
             raise ValueError("the labelled data module needs a labels table")
-        self.ingest_dir = ingest_dir
         self.kind = kind
-        self.augment = augment
-        self.batch_size = batch_size
-        self.num_workers = num_workers
         self.labels = labels
-        self.seed = seed
-        self.datasets: dict[str, Dataset] = {}
 
     def _dataset(self, cache: ImageCache, rows: pd.DataFrame, split: str) -> Dataset:
         index = rows["cache_index"].to_numpy()
@@ -111,19 +106,9 @@ class ImageOnlyDataModule(L.LightningDataModule):
         transform = (
             train_transform(self.augment, self.seed)
             if split == "train"
-            else eval_transform(self.augment.size, self.augment.mean, self.augment.std)
+            else self.evaluation_transform()
         )
         return LabelledImageDataset(cache, index, table.to_numpy(dtype=np.float32), transform)
-
-    def setup(self, stage: str | None = None) -> None:
-        if self.datasets:
-            return
-        manifest, reports, cache = load_ingested(self.ingest_dir)
-        for split in ("train", "val"):
-            rows = paired_rows(manifest, reports, split)
-            if len(rows) == 0:
-                raise ValueError(f"{self.ingest_dir}: the {split} split is empty")
-            self.datasets[split] = self._dataset(cache, rows, split)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         dataset = self.datasets[split]

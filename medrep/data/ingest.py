@@ -10,6 +10,9 @@ Every file found is accounted for: it ends up cached, rejected (with a reason co
 out (by view, modality or the one-image-per-study policy); `files_seen = cached + rejected +
 filtered` is checked before the summary is written. Raw identifiers (patient ids, accession
 numbers, UIDs) are replaced by keyed hashes inside the workers and never written anywhere.
+
+One concern, kept in one file: the settings, the per-file work in the workers, the parts, the
+merge and the ledger share the part format and the accounting rule above.
 """
 
 from __future__ import annotations

@@ -195,6 +195,7 @@ class Scrubber:
             (c, p) for c in SCRUB_CATEGORIES if c in self.categories for p in self._compile(c)
         ]
 
+    # one list of patterns per category: the branches look alike and hold different patterns
     def _compile(self, category: str) -> list[re.Pattern[str]]:
         if category == "id":
             cues = _alternation(self.id_cues)

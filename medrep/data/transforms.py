@@ -42,6 +42,8 @@ class AugmentConfig:
         mean / std: normalisation applied last.
     """
 
+    # (a record of plain fields: WorldSpec, ImageNuisance, ImageEncoding and AugmentConfig have
+    # the same shape of `name: type = value` lines, which `duplicates` pairs; different records)
     size: int = 224
     crop_area: tuple[float, float] = (0.6, 1.0)
     flip_prob: float = 0.5

@@ -75,6 +75,7 @@ def precision_rows(
     return out
 
 
+# (its parameter list has the shape of zero_shot_rows's: both score one method's test split)
 def category_text_to_image(
     run: str,
     method: str,

@@ -31,19 +31,65 @@ OptimizerFactory = Callable[..., torch.optim.Optimizer]
 LabelMetricsFn = Callable[[np.ndarray, np.ndarray], Mapping[str, float]]
 
 
-def _optimizers(
-    module: L.LightningModule,
-    optimizer: OptimizerFactory,
-    scheduler: Callable[..., Any] | None,
-    monitor: str,
-) -> Any:
-    opt = optimizer([p for p in module.parameters() if p.requires_grad])
-    if scheduler is None:
-        return opt
-    return {"optimizer": opt, "lr_scheduler": {"scheduler": scheduler(opt), "monitor": monitor}}
+def masked_bce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean binary cross-entropy over the entries whose target is not NaN (0 when none is)."""
+    known = ~torch.isnan(targets)
+    if not known.any():
+        return logits.sum() * 0.0
+    return F.binary_cross_entropy_with_logits(logits[known], targets[known])
 
 
-class SimCLRPretrainer(L.LightningModule):
+class _ImageOnlyPretrainer(L.LightningModule):
+    """What both baselines share: the image encoder, the logged loss, the optimizer set-up."""
+
+    def __init__(
+        self,
+        image_encoder: ImageEncoder,
+        optimizer: OptimizerFactory,
+        scheduler: Callable[..., Any] | None,
+        monitor: str,
+    ) -> None:
+        super().__init__()
+        self.image_encoder = image_encoder
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.monitor = monitor
+
+    def _loss(self, batch: dict[str, torch.Tensor], stage: str) -> tuple[torch.Tensor, int]:
+        """The batch's loss and its number of images."""
+        raise NotImplementedError
+
+    def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
+        loss, n_images = self._loss(batch, stage)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"non-finite {stage} loss ({loss.item()}) at global step {self.global_step}"
+            )
+        self.log(
+            f"{stage}/loss",
+            loss,
+            on_step=stage == "train",
+            on_epoch=True,
+            batch_size=n_images,
+            prog_bar=True,
+        )
+        return loss
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def configure_optimizers(self) -> Any:
+        opt = self.optimizer_factory([p for p in self.parameters() if p.requires_grad])
+        if self.scheduler_factory is None:
+            return opt
+        scheduler = {"scheduler": self.scheduler_factory(opt), "monitor": self.monitor}
+        return {"optimizer": opt, "lr_scheduler": scheduler}
+
+
+class SimCLRPretrainer(_ImageOnlyPretrainer):
     """Image-only contrastive pretraining: encoder -> projection head -> NT-Xent on two views.
 
     Args:
@@ -64,55 +110,21 @@ class SimCLRPretrainer(L.LightningModule):
         temperature: float = 0.1,
         monitor: str = "val/loss",
     ) -> None:
-        super().__init__()
+        super().__init__(image_encoder, optimizer, scheduler, monitor)
         if temperature <= 0:
             raise ValueError(f"temperature must be positive, got {temperature}")
-        self.image_encoder = image_encoder
         self.image_head = ProjectionHead(image_encoder.out_dim, embed_dim, head_hidden_dim)
         self.temperature = temperature
-        self.optimizer_factory = optimizer
-        self.scheduler_factory = scheduler
-        self.monitor = monitor
 
     def embed_images(self, image: torch.Tensor) -> torch.Tensor:
         return self.image_head(self.image_encoder(image))
 
-    def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
+    def _loss(self, batch: dict[str, torch.Tensor], stage: str) -> tuple[torch.Tensor, int]:
         z1, z2 = self.embed_images(batch["view1"]), self.embed_images(batch["view2"])
-        loss = nt_xent_loss(z1, z2, self.temperature)["loss"]
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"non-finite {stage} loss ({loss.item()}) at global step {self.global_step}"
-            )
-        self.log(
-            f"{stage}/loss",
-            loss,
-            on_step=stage == "train",
-            on_epoch=True,
-            batch_size=z1.shape[0],
-            prog_bar=True,
-        )
-        return loss
-
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "train")
-
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._step(batch, "val")
-
-    def configure_optimizers(self) -> Any:
-        return _optimizers(self, self.optimizer_factory, self.scheduler_factory, self.monitor)
+        return nt_xent_loss(z1, z2, self.temperature)["loss"], z1.shape[0]
 
 
-def masked_bce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Mean binary cross-entropy over the entries whose target is not NaN (0 when none is)."""
-    known = ~torch.isnan(targets)
-    if not known.any():
-        return logits.sum() * 0.0
-    return F.binary_cross_entropy_with_logits(logits[known], targets[known])
-
-
-class SupervisedPretrainer(L.LightningModule):
+class SupervisedPretrainer(_ImageOnlyPretrainer):
     """The encoder and a linear classifier trained on multi-label study labels.
 
     Args:
@@ -133,38 +145,19 @@ class SupervisedPretrainer(L.LightningModule):
         monitor: str = "val/loss",
         val_metrics: LabelMetricsFn | None = None,
     ) -> None:
-        super().__init__()
-        self.image_encoder = image_encoder
+        super().__init__(image_encoder, optimizer, scheduler, monitor)
         self.classifier = nn.Linear(image_encoder.out_dim, n_labels)
-        self.optimizer_factory = optimizer
-        self.scheduler_factory = scheduler
-        self.monitor = monitor
         self.val_metrics = val_metrics
         self._val: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.image_encoder(image))
 
-    def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
+    def _loss(self, batch: dict[str, torch.Tensor], stage: str) -> tuple[torch.Tensor, int]:
         logits = self(batch["image"])
-        loss = masked_bce(logits, batch["labels"])
-        self.log(
-            f"{stage}/loss",
-            loss,
-            on_step=stage == "train",
-            on_epoch=True,
-            batch_size=logits.shape[0],
-            prog_bar=True,
-        )
         if stage == "val":
             self._val.append((logits.detach().cpu(), batch["labels"].cpu()))
-        return loss
-
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "train")
-
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._step(batch, "val")
+        return masked_bce(logits, batch["labels"]), logits.shape[0]
 
     def on_validation_epoch_end(self) -> None:
         if not self._val:
@@ -179,6 +172,3 @@ class SupervisedPretrainer(L.LightningModule):
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """Per-label probabilities [B, L]."""
         return torch.sigmoid(self(batch["image"]))
-
-    def configure_optimizers(self) -> Any:
-        return _optimizers(self, self.optimizer_factory, self.scheduler_factory, self.monitor)

@@ -11,6 +11,9 @@ mean over processes of their losses is the loss of one process on the whole batc
 gradient that data-parallel training averages (see `medrep.models.distributed` and
 docs/losses.md). Called without `all_*`, a loss scores its batch against itself.
 
+One concern: every contrastive objective of the project (image-text and NT-Xent for the
+image-only baseline) and the alignment/uniformity diagnostics, each tested against a loop.
+
 Repeated sentences. In radiology batches different studies often carry the same sentence ("No
 pneumothorax."), whose other images are then false negatives (docs/false_negatives.md). A loss
 that handles them sets `uses_text_ids = True` and also takes `text_ids`: one integer per column
@@ -356,6 +359,8 @@ class _ConVIRTForm(ContrastiveLoss):
         self.lam = lam
 
 
+# Each loss class restates ContrastiveLoss.forward's typed signature and calls its pure
+# function; the lines `duplicates` pairs between these classes are that interface, not logic.
 class ConVIRTLoss(_ConVIRTForm):
     """`convirt_loss` with its hyperparameters (tau = 0.1, lambda = 0.75 in the paper)."""
 

@@ -57,8 +57,8 @@ def mimic_reports(
 
 def mimic_image_files(
     root: str | Path, suffix: str, log: ProblemLog, stage: str = "images"
-) -> Iterator[tuple[Path, str, str, str]]:
-    """(path, source, study key, patient id) for each `files/pNN/pNNNNNNNN/sNNNNNNNN/*<suffix>`."""
+) -> Iterator[ImageRecord]:
+    """An image record for each `files/pNN/pNNNNNNNN/sNNNNNNNN/*<suffix>` (image id: the stem)."""
     base = require_dir(root, "the MIMIC-CXR image root", "point it at the folder holding files/")
     for path in sorted((base / "files").rglob(f"*{suffix}")):
         if not path.is_file():
@@ -68,7 +68,13 @@ def mimic_image_files(
         if keys is None:
             log.add(stage, "missing_key", source, "not under files/pNN/pNNNNNNNN/sNNNNNNNN/")
             continue
-        yield path, source, keys[0], keys[1]
+        yield ImageRecord(
+            path=str(path.resolve()),
+            source=source,
+            study_key=keys[0],
+            patient_id=keys[1],
+            image_id=path.stem,
+        )
 
 
 def mimic_labels(path: str | Path) -> pd.DataFrame:
@@ -112,16 +118,7 @@ class MimicCxrAdapter(ProblemLogMixin):
 
     def images(self) -> Iterator[ImageRecord]:
         self._start_stage("images")
-        for path, source, study, patient in mimic_image_files(
-            self.root, self.suffix, self._problem_log
-        ):
-            yield ImageRecord(
-                path=str(path.resolve()),
-                source=source,
-                study_key=study,
-                patient_id=patient,
-                image_id=path.stem,
-            )
+        yield from mimic_image_files(self.root, self.suffix, self._problem_log)
 
     def labels(self) -> pd.DataFrame | None:
         return mimic_labels(resolve(self.root, self.labels_csv)) if self.labels_csv else None

@@ -11,7 +11,7 @@ still listed, with an empty view.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pandas as pd
 
@@ -64,19 +64,10 @@ class MimicCxrJpgAdapter(ProblemLogMixin):
                 continue
             rows[dicom_id] = (i + 2, view.strip().upper())
         seen: set[str] = set()
-        for file, source, study, patient in mimic_image_files(
-            self.root, self.suffix, self._problem_log
-        ):
-            line, view = rows.get(file.stem, (0, ""))
-            seen.add(file.stem)
-            yield ImageRecord(
-                path=str(file.resolve()),
-                source=source,
-                study_key=study,
-                patient_id=patient,
-                image_id=file.stem,
-                view=view,
-            )
+        for record in mimic_image_files(self.root, self.suffix, self._problem_log):
+            line, view = rows.get(record.image_id, (0, ""))
+            seen.add(record.image_id)
+            yield replace(record, view=view)
         for dicom_id, (line, _) in rows.items():
             if dicom_id not in seen:
                 self._record_problem(

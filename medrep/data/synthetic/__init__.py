@@ -37,86 +37,32 @@ findings only weakly, while a trained CNN learns all but the nodules easily.
 """
 
 from medrep.data.labels import FINDINGS, LABEL_COLUMNS
-from medrep.data.synthetic.dicom import (
-    ImageEncoding,
-    build_dataset,
-    encode_image,
-    image_uids,
-    sample_encoding,
-)
-from medrep.data.synthetic.nuisance import ImageNuisance, difficulty_scales, sample_nuisance
+from medrep.data.synthetic.nuisance import ImageNuisance
 from medrep.data.synthetic.plan import plan_world
 from medrep.data.synthetic.render import render_image, render_study_images
-from medrep.data.synthetic.reports import (
-    HEDGE_RATE,
-    IMPRESSION_ONLY_RATE,
-    Report,
-    exam_description,
-    planted_identifiers,
-    report_rng,
-    write_report,
-)
-from medrep.data.synthetic.spec import (
-    GENERATOR_VERSION,
-    LOBE_NAMES,
-    LOBES,
-    VIEWS_FRONTAL,
-    Anatomy,
-    Device,
-    Finding,
-    Patient,
-    StudyPlan,
-    StudyTruth,
-    WorldPlan,
-    WorldSpec,
-)
+from medrep.data.synthetic.reports import planted_identifiers, report_rng, write_report
+from medrep.data.synthetic.spec import GENERATOR_VERSION, Anatomy, Finding, StudyTruth, WorldSpec
 from medrep.data.synthetic.world import (
     PLANTED_NAME,
-    RETRIEVAL_CANDIDATES_FILE,
-    RETRIEVAL_CANDIDATES_PER_CATEGORY,
-    RETRIEVAL_QUERIES_FILE,
-    RETRIEVAL_QUERIES_PER_CATEGORY,
-    RETRIEVAL_QUERY_SHARE,
     WorldSummary,
     generate_world,
     read_world,
     retrieval_lists,
 )
 
-# every public name of the former single module, so that no caller changes
+# the world's public face; the layers' other names are imported from their modules
 __all__ = [
     "FINDINGS",
     "GENERATOR_VERSION",
-    "HEDGE_RATE",
-    "IMPRESSION_ONLY_RATE",
     "LABEL_COLUMNS",
-    "LOBES",
-    "LOBE_NAMES",
     "PLANTED_NAME",
-    "RETRIEVAL_CANDIDATES_FILE",
-    "RETRIEVAL_CANDIDATES_PER_CATEGORY",
-    "RETRIEVAL_QUERIES_FILE",
-    "RETRIEVAL_QUERIES_PER_CATEGORY",
-    "RETRIEVAL_QUERY_SHARE",
-    "VIEWS_FRONTAL",
     "Anatomy",
-    "Device",
     "Finding",
-    "ImageEncoding",
     "ImageNuisance",
-    "Patient",
-    "Report",
-    "StudyPlan",
     "StudyTruth",
-    "WorldPlan",
     "WorldSpec",
     "WorldSummary",
-    "build_dataset",
-    "difficulty_scales",
-    "encode_image",
-    "exam_description",
     "generate_world",
-    "image_uids",
     "plan_world",
     "planted_identifiers",
     "read_world",
@@ -124,7 +70,5 @@ __all__ = [
     "render_study_images",
     "report_rng",
     "retrieval_lists",
-    "sample_encoding",
-    "sample_nuisance",
     "write_report",
 ]

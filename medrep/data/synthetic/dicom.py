@@ -38,6 +38,8 @@ class ImageEncoding:
     image back. `window=None` leaves the file without a VOI (a decoder must pick a window).
     """
 
+    # (a record of plain fields: WorldSpec, ImageNuisance, ImageEncoding and AugmentConfig have
+    # the same shape of `name: type = value` lines, which `duplicates` pairs; different records)
     modality: str = "DX"
     photometric: str = "MONOCHROME2"
     bits_stored: int = 12

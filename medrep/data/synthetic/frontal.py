@@ -13,16 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from medrep.data.synthetic import shapes
 from medrep.data.synthetic.nuisance import ImageNuisance
 from medrep.data.synthetic.raster import F32, Frame, smooth_noise, soft_step, substream
-from medrep.data.synthetic.shapes import (
-    ChestGrid,
-    clutter_field,
-    effusion_fill,
-    haze_veil,
-    heart_ellipse,
-    vessel_ridges,
-)
 from medrep.data.synthetic.spec import MM_PER_UNIT, Anatomy, Finding, StudyTruth
 
 # Centres of consolidation by lobe: (lateral fraction of lung width, fraction of lung height).
@@ -41,7 +34,7 @@ _SIDES_OF = {"right": ("right",), "left": ("left",), "bilateral": ("right", "lef
 
 
 @dataclass(frozen=True)
-class _Chest(ChestGrid):
+class _Chest(shapes.ChestGrid):
     """A frontal chest: the lungs' outline, per side and as arrays over the grid.
 
     Per-side values (`*_of`) are keyed "right"/"left": the patient's sides; the patient's right
@@ -128,7 +121,7 @@ def _frontal_heart(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The heart: a tilted ellipse, ctr x thoracic width wide, a third of it right of midline.
 
-    Returns (squared elliptic radius, mask), as `heart_ellipse`.
+    Returns (squared elliptic radius, mask), as `shapes.heart_ellipse`.
     """
     cardiomegaly = truth.get("Cardiomegaly")
     ctr = cardiomegaly.size if cardiomegaly else anatomy.ctr
@@ -142,7 +135,7 @@ def _frontal_heart(
     semi_minor = semi_major * anatomy.heart_aspect
     half_height = math.sqrt((semi_major * sin_tilt) ** 2 + (semi_minor * cos_tilt) ** 2)
     centre_v = chest.dome_of["right"] + 0.12 - half_height
-    return heart_ellipse(
+    return shapes.heart_ellipse(
         chest.u,
         chest.v,
         (centre_u, centre_v),
@@ -188,7 +181,7 @@ def _add_effusion(
     layers: _FindingLayers, effusion: Finding, chest: _Chest, nuisance: ImageNuisance
 ) -> None:
     """Fluid rising laterally from the costophrenic angle (a meniscus), replacing lung air."""
-    fill = effusion_fill(nuisance.finding_scale)
+    fill = shapes.effusion_fill(nuisance.finding_scale)
     # supine (AP) effusions layer posteriorly: a veil rather than a meniscus
     softness = 0.12 if nuisance.view == "AP" else 0.022
     for side in _SIDES_OF[effusion.side]:
@@ -479,8 +472,8 @@ def frontal_density(
     mediastinum = _mediastinum(anatomy, chest)
     occupied = np.maximum(mediastinum * F32(0.9), heart * F32(0.75))
     lung_visible = chest.lung * (1 - occupied)
-    clutter = clutter_field(base, chest.shape, chest.pixel)
-    vessels = vessel_ridges(
+    clutter = shapes.clutter_field(base, chest.shape, chest.pixel)
+    vessels = shapes.vessel_ridges(
         chest.a - F32(0.14),
         chest.v - F32(_HILUM_V),
         np.where(chest.right, F32(0), F32(31)),
@@ -508,5 +501,5 @@ def frontal_density(
     density += _lung_markings(nuisance, chest, lung_visible, vessels, layers.vessel_gain, clutter)
     density += layers.extra
     if nuisance.haze > 0:
-        density += haze_veil(nuisance.haze, base, chest.shape, chest.pixel, body)
+        density += shapes.haze_veil(nuisance.haze, base, chest.shape, chest.pixel, body)
     return density

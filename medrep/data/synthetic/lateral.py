@@ -11,16 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from medrep.data.synthetic import shapes
 from medrep.data.synthetic.nuisance import ImageNuisance
 from medrep.data.synthetic.raster import F32, Frame, smooth_noise, soft_step, substream
-from medrep.data.synthetic.shapes import (
-    ChestGrid,
-    clutter_field,
-    effusion_fill,
-    haze_veil,
-    heart_ellipse,
-    vessel_ridges,
-)
 from medrep.data.synthetic.spec import MM_PER_UNIT, Anatomy, Finding, StudyTruth
 
 # The hila, in (u, v).
@@ -28,7 +21,7 @@ _HILUM = (0.02, -0.12)
 
 
 @dataclass(frozen=True)
-class _Chest(ChestGrid):
+class _Chest(shapes.ChestGrid):
     """A lateral chest: two superimposed lungs between the sternum and the spine."""
 
     dome: float
@@ -80,14 +73,16 @@ def _lateral_heart(
     grow = (cardiomegaly.size if cardiomegaly else anatomy.ctr) / 0.44
     centre = (-0.27 * chest.depth + 0.06 * (grow - 1), chest.dome - 0.1)
     semi_axes = (0.3 * grow * chest.depth, 0.26 * (0.85 + 0.15 * grow))
-    return heart_ellipse(chest.u, chest.v, centre, semi_axes, -0.5, chest.edge, chest.diaphragm_v)
+    return shapes.heart_ellipse(
+        chest.u, chest.v, centre, semi_axes, -0.5, chest.edge, chest.diaphragm_v
+    )
 
 
 def _effusion_fluid(effusion: Finding, chest: _Chest, finding_scale: float) -> np.ndarray:
     """The share of lung air the fluid replaces: it gathers in the posterior costophrenic
     sulcus, rising posteriorly (a meniscus); one side of two superimposed lungs shows less than
     both."""
-    fill = effusion_fill(finding_scale) * (1.0 if effusion.side == "bilateral" else 0.6)
+    fill = shapes.effusion_fill(finding_scale) * (1.0 if effusion.side == "bilateral" else 0.6)
     costophrenic_v = chest.dome + 0.22
     height = effusion.size * (costophrenic_v - chest.apex)
     top = F32(costophrenic_v) - F32(height) * (F32(0.25) + F32(0.75) * chest.slope * chest.slope)
@@ -168,8 +163,8 @@ def lateral_density(
 
     air_scale = np.ones(shape, dtype=np.float32)
     extra = np.zeros(shape, dtype=np.float32)
-    clutter = clutter_field(base, shape, chest.pixel)
-    vessels = vessel_ridges(u - F32(_HILUM[0]), v - F32(_HILUM[1]), F32(0), base, clutter)
+    clutter = shapes.clutter_field(base, shape, chest.pixel)
+    vessels = shapes.vessel_ridges(u - F32(_HILUM[0]), v - F32(_HILUM[1]), F32(0), base, clutter)
     vessel_gain = F32(nuisance.markings)
     effusion = truth.get("Pleural Effusion")
     if effusion is not None:
@@ -203,5 +198,5 @@ def lateral_density(
     )
     density += extra
     if nuisance.haze > 0:
-        density += haze_veil(nuisance.haze, base, shape, chest.pixel, body)
+        density += shapes.haze_veil(nuisance.haze, base, shape, chest.pixel, body)
     return density

@@ -25,6 +25,8 @@ class ImageNuisance:
     conspicuity of every finding (derived from the spec's difficulty).
     """
 
+    # (a record of plain fields: WorldSpec, ImageNuisance, ImageEncoding and AugmentConfig have
+    # the same shape of `name: type = value` lines, which `duplicates` pairs; different records)
     view: str = "PA"
     rows: int = 256
     cols: int = 256

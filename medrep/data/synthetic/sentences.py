@@ -117,6 +117,8 @@ def _effusion_positive(
     return pick_phrase(rng, options)
 
 
+# The per-finding sentence functions share a shape (options, then a prior's wording, then a
+# pick) that `duplicates` pairs; their sentences are what differs.
 def _pneumothorax_positive(
     finding: Finding, rng: np.random.Generator, prior: Finding | None, study: StudyPlan
 ) -> str:

@@ -69,6 +69,8 @@ class WorldSpec:
             default) leaves the world exactly as before the option existed.
     """
 
+    # (a record of plain fields: WorldSpec, ImageNuisance, ImageEncoding and AugmentConfig have
+    # the same shape of `name: type = value` lines, which `duplicates` pairs; different records)
     n_patients: int = 200
     studies_per_patient: tuple[int, int] = (1, 3)
     image_size: int = 256
