@@ -20,12 +20,9 @@ from omegaconf import DictConfig, OmegaConf
 from medrep.data.cache import file_hash
 
 MARKER = ".stage.json"
-STAGE_DIRS = {
-    "ingest": "ingest_dir",
-    "pretrain": "pretrain_dir",
-    "export": "embeddings_dir",
-    "evaluate": "eval_dir",
-}
+STAGE_DIRS = dict(
+    ingest="ingest_dir", pretrain="pretrain_dir", export="embeddings_dir", evaluate="eval_dir"
+)
 # the config each stage reads (dotted paths)
 STAGE_CONFIG: dict[str, tuple[str, ...]] = {
     "pretrain": ("model", "loss", "trainer", "callbacks", "seed", "data.datamodule"),
@@ -34,24 +31,14 @@ STAGE_CONFIG: dict[str, tuple[str, ...]] = {
     "evaluate": ("eval", "method", "run_name", "seed", "data.augment"),
 }
 # the files each stage consumes, relative to the config's paths (globs allowed)
+_MANIFEST, _CACHE = ("ingest_dir", "manifest.parquet"), ("ingest_dir", "cache/cache_meta.json")
+_REPORTS = ("ingest_dir", "reports.parquet")
+_INGESTED = (_MANIFEST, _REPORTS, _CACHE)
 STAGE_INPUTS: dict[str, tuple[tuple[str, str], ...]] = {
-    "pretrain": (
-        ("ingest_dir", "manifest.parquet"),
-        ("ingest_dir", "reports.parquet"),
-        ("ingest_dir", "cache/cache_meta.json"),
-    ),
-    "export": (
-        ("pretrain_dir", "model.pt"),
-        ("ingest_dir", "manifest.parquet"),
-        ("ingest_dir", "cache/cache_meta.json"),
-    ),
-    "evaluate": (
-        ("embeddings_dir", "*/*.npz"),
-        ("ingest_dir", "labels.parquet"),
-        ("ingest_dir", "manifest.parquet"),
-        ("ingest_dir", "reports.parquet"),  # dedup-aware Recall@k reads the report texts
-        ("ingest_dir", "cache/cache_meta.json"),  # the gallery and fine-tuning read images
-    ),
+    "pretrain": _INGESTED,
+    "export": (("pretrain_dir", "model.pt"), _MANIFEST, _CACHE),
+    # the evaluation's dedup-aware Recall@k reads the reports, the gallery and fine-tuning images
+    "evaluate": (("embeddings_dir", "*/*.npz"), ("ingest_dir", "labels.parquet"), *_INGESTED),
 }
 
 

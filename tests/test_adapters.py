@@ -17,7 +17,7 @@ from medrep.data.adapters.iu_xray import IUXrayAdapter
 from medrep.data.adapters.mimic_cxr import MimicCxrAdapter
 from medrep.data.adapters.mimic_cxr_jpg import MimicCxrJpgAdapter
 from medrep.data.errors import REASON_CODES
-from tests.conftest import compose_config
+from tests.helpers import compose, compose_config
 
 REPORT = "FINAL REPORT\n FINDINGS: Lungs are clear.\n\n IMPRESSION: No acute process.\n"
 
@@ -299,6 +299,7 @@ def test_generic_dicom_folder(tmp_path: Path) -> None:
 def test_generic_image_table(tmp_path: Path) -> None:
     _touch(tmp_path / "png/a.png")
     _touch(tmp_path / "png/b.png")
+    # test data alike only in shape to _generic's reports.csv: other columns, other cases
     pd.DataFrame(
         {
             "file": ["a.png", "b.png", "c.png", ""],
@@ -360,12 +361,7 @@ def test_dataset_configs_build_adapters(tmp_path: Path, group: str, kind: type) 
 
 def test_example_site_config_ingests_an_export_not_the_synthetic_world() -> None:
     """conf/site/example.yaml, as a hospital copies it: its export's adapter, no synthetic world."""
-    from hydra import compose, initialize_config_dir
-
-    from tests.conftest import REPO
-
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=["site=example", "model=convirt"])
+    cfg = compose(["site=example", "model=convirt"])
     assert cfg.data.synthetic is None
     adapter = cfg.data.adapter
     assert adapter.image_dir == "/data/radiology/medrep/export/dicom"

@@ -22,9 +22,8 @@ from pydicom.encaps import encapsulate
 from pydicom.uid import JPEG2000Lossless, JPEGBaseline8Bit
 
 from medrep.data.adapters.base import ImageRecord, ReportRecord
-from medrep.data.adapters.common import AdapterProblem
 from medrep.data.ingest import IngestConfig, run_ingestion
-from tests.conftest import write_dicom
+from tests.helpers import ListAdapter, write_dicom
 
 
 def pixels(rows: int = 64, cols: int = 48, top: int = 4095, seed: int = 0) -> np.ndarray:
@@ -255,23 +254,6 @@ def build_corpus(root: Path) -> tuple[list[ImageRecord], list[ReportRecord]]:
     return images, reports
 
 
-class CorpusAdapter:
-    name = "corpus"
-
-    def __init__(self, images: list[ImageRecord], reports: list[ReportRecord]) -> None:
-        self._images, self._reports = images, reports
-        self.problems: list[AdapterProblem] = []
-
-    def images(self):  # type: ignore[no-untyped-def]
-        return iter(self._images)
-
-    def reports(self):  # type: ignore[no-untyped-def]
-        return iter(self._reports)
-
-    def labels(self) -> None:
-        return None
-
-
 @pytest.fixture(scope="module")
 def corpus_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, pd.DataFrame, pd.DataFrame]:  # type: ignore[type-arg]
     root = tmp_path_factory.mktemp("corpus")
@@ -279,7 +261,7 @@ def corpus_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, pd.DataF
     cfg = IngestConfig(
         out_dir=str(root / "out"), secret="s", image_size=32, progress=False, chunk_size=5
     )
-    summary = run_ingestion(cfg, CorpusAdapter(images, reports))
+    summary = run_ingestion(cfg, ListAdapter(images, reports))
     ledger = pd.read_csv(root / "out" / "rejects.csv", keep_default_na=False)
     manifest = pd.read_parquet(root / "out" / "manifest.parquet")
     return summary, ledger, manifest
@@ -381,7 +363,7 @@ def test_real_broken_jpeg_is_ledgered_and_ingestion_goes_on(
     cfg = IngestConfig(
         out_dir=str(tmp_path / "out"), secret="s", image_size=32, progress=False, modalities=()
     )
-    summary = run_ingestion(cfg, CorpusAdapter(images, reports))
+    summary = run_ingestion(cfg, ListAdapter(images, reports))
     ledger = pd.read_csv(tmp_path / "out" / "rejects.csv")
     files = ledger[ledger["kind"] != "unmatched"]  # its report has no image left: unmatched
     assert summary["cached"] == 1 and list(files["reason"]) == ["decode_error"]

@@ -21,26 +21,10 @@ from torch import nn
 
 from medrep.models.distributed import gather_pairs, global_loss
 from medrep.models.heads import ProjectionHead
-from medrep.models.losses import (
-    CLIPLoss,
-    ConVIRTDedupLoss,
-    ConVIRTLoss,
-    ConVIRTSoftLoss,
-    DCLLoss,
-    SigLIPLoss,
-)
+from tests.helpers import LOSS_FAMILY
 
 WORLD = 2
 PER_RANK = 3
-LOSSES = {
-    "convirt": lambda: ConVIRTLoss(0.1, 0.75),
-    "clip": lambda: CLIPLoss(0.07),
-    "dcl": lambda: DCLLoss(0.1, 0.75),
-    "siglip": lambda: SigLIPLoss(10.0, -10.0),
-    "convirt_dedup_mask": lambda: ConVIRTDedupLoss(0.1, 0.75, "mask"),
-    "convirt_dedup_positive": lambda: ConVIRTDedupLoss(0.1, 0.75, "positive"),
-    "convirt_soft": lambda: ConVIRTSoftLoss(0.1, 0.75, soft_weight=0.5, text_temperature=0.2),
-}
 # sentence ids of the global batch: a duplicate inside rank 0's rows and two across the ranks
 TEXT_IDS = torch.tensor([3, 7, 3, 7, 5, 3])
 
@@ -63,7 +47,7 @@ class TwoTowers(nn.Module):
 
 def build(name: str) -> TwoTowers:
     torch.manual_seed(0)  # the same initial weights on every rank, as DDP requires
-    return TwoTowers(LOSSES[name]()).double()
+    return TwoTowers(LOSS_FAMILY[name]()).double()
 
 
 def global_batch() -> tuple[torch.Tensor, torch.Tensor]:
@@ -84,7 +68,7 @@ def rank_main(rank: int, port: int, out_dir: str) -> None:
         image, text = global_batch()
         rows = slice(rank * PER_RANK, (rank + 1) * PER_RANK)
         results: dict[str, object] = {}
-        for name in LOSSES:
+        for name in LOSS_FAMILY:
             model = build(name)
             ddp = nn.parallel.DistributedDataParallel(model)
             terms = ddp(image[rows], text[rows], TEXT_IDS[rows])
@@ -121,7 +105,7 @@ def ranks(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", list(LOSSES))
+@pytest.mark.parametrize("name", list(LOSS_FAMILY))
 def test_two_processes_equal_one_process_on_the_concatenated_batch(
     ranks: list[dict], name: str
 ) -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from medrep.data.dicom import DecodeOptions, decode_dicom, read_header
 from medrep.data.errors import IngestError
+from tests.helpers import encode_as, lung_and_mediastinum
 
 
 def ramp(rows: int = 16, cols: int = 20, top: int = 4095) -> np.ndarray:
@@ -139,17 +140,6 @@ def test_missing_pixel_data_is_refused(tmp_path: Path, dicom_writer) -> None:
 
 
 # ---- real files (../shared/data/dicom) -------------------------------------------------------
-
-
-def lung_and_mediastinum(image: np.ndarray) -> tuple[float, float]:
-    """Mean of both lung fields and of the central column, in the middle third of the height."""
-    h, w = image.shape
-    band = image[h // 3 : 2 * h // 3]
-    lungs = np.concatenate(
-        [band[:, int(w * 0.2) : int(w * 0.35)], band[:, int(w * 0.65) : int(w * 0.8)]], axis=1
-    )
-    centre = band[:, int(w * 0.46) : int(w * 0.54)]
-    return float(lungs.mean()), float(centre.mean())
 
 
 @pytest.mark.realdata
@@ -284,49 +274,6 @@ def test_view_falls_back_to_descriptions(tmp_path: Path, dicom_writer) -> None:
 
 
 # ---- every transfer syntax hospitals send, on files the test writes --------------------------
-
-
-def encode_as(src: Path, dst: Path, syntax: str) -> Path:
-    """Re-encode a 16-bit (or 8-bit for JPEG baseline) test DICOM in another transfer syntax."""
-    import io
-
-    import pydicom
-    from PIL import Image
-    from pydicom.encaps import encapsulate
-    from pydicom.filewriter import dcmwrite
-    from pydicom.uid import (
-        JPEG2000,
-        ExplicitVRBigEndian,
-        JPEG2000Lossless,
-        JPEGBaseline8Bit,
-        JPEGLSLossless,
-        RLELossless,
-    )
-
-    ds = pydicom.dcmread(src)
-    if syntax == "big_endian":
-        pixels = ds.pixel_array  # read before the transfer syntax changes under it
-        ds.file_meta.TransferSyntaxUID = ExplicitVRBigEndian
-        ds.PixelData = pixels.byteswap().tobytes()
-        dcmwrite(dst, ds, little_endian=False, implicit_vr=False, force_encoding=True)
-        return dst
-    if syntax == "jpeg_baseline":
-        buf = io.BytesIO()
-        Image.fromarray(ds.pixel_array.astype(np.uint8)).save(buf, format="JPEG", quality=95)
-        ds.PixelData = encapsulate([buf.getvalue()])
-        ds["PixelData"].VR = "OB"
-        ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
-        ds.save_as(dst)
-        return dst
-    uid = {
-        "rle": RLELossless,
-        "j2k_lossless": JPEG2000Lossless,
-        "jpegls": JPEGLSLossless,
-        "j2k_lossy": JPEG2000,
-    }[syntax]
-    ds.compress(uid, **({"j2k_cr": [10]} if syntax == "j2k_lossy" else {}))
-    ds.save_as(dst)
-    return dst
 
 
 def smooth_chest(rows: int = 96, cols: int = 80, top: int = 4095) -> np.ndarray:

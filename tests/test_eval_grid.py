@@ -9,43 +9,45 @@ import pandas as pd
 import pytest
 import torch
 
-from tests.conftest import REPO
+from tests.helpers import IngestedWorld, compose_config
 
 
 @pytest.fixture(scope="module")
-def grid_run(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    from hydra import compose, initialize_config_dir
+def grid_run(tmp_path_factory: pytest.TempPathFactory, tiny_world: IngestedWorld):  # type: ignore[no-untyped-def]
+    """The baselines grid's stages after ingestion, on the session's ingested tiny world."""
+    from omegaconf import OmegaConf
 
     from pipelines.baselines import run_baselines
     from pipelines.evaluate import run_evaluate
     from pipelines.export import run_export
-    from pipelines.ingest import run_ingest
     from pipelines.pretrain import run_pretrain
 
     root = tmp_path_factory.mktemp("grid")
     # a local weights file: the random-init encoder the export stage will write (deterministic
     # from the seed), named before it exists so that one run exercises the weights baseline
     weights = root / "run" / "embeddings" / "random_init" / "encoder.pt"
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose(
-            config_name="baselines",
-            overrides=[
-                "experiment=tiny",
-                f"paths.root_dir={root}",
-                f"paths.run_dir={root / 'run'}",
-                f"+grid.weights.copied={weights}",
-                "eval.finetune.enabled=true",
-                "eval.finetune.methods=[convirt,simclr]",
-                "eval.finetune.steps=4",
-                "eval.finetune.eval_every=2",
-                "eval.bootstrap.n_resamples=100",
-            ],
-        )
+    cfg = compose_config(
+        root,
+        [
+            *tiny_world.overrides(),
+            f"+grid.weights.copied={weights}",
+            "eval.finetune.enabled=true",
+            "eval.finetune.methods=[convirt,simclr]",
+            "eval.finetune.steps=4",
+            "eval.finetune.eval_every=2",
+            "eval.bootstrap.n_resamples=100",
+        ],
+        config_name="baselines",
+    )
+    # the shared ingestion stands in for the grid's own only while their data settings agree
+    tiny_data = compose_config(root, tiny_world.overrides()).data
+    assert OmegaConf.to_container(cfg.data, resolve=True) == OmegaConf.to_container(
+        tiny_data, resolve=True
+    )
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny networks: one thread is fastest
     try:
         outputs = {"pretrain": None, "baselines": None}
-        run_ingest(cfg)
         outputs["pretrain"] = run_pretrain(cfg)
         run_export(cfg)
         outputs["baselines"] = run_baselines(cfg)
@@ -116,7 +118,6 @@ def test_random_init_and_supervised_ignore_the_pretrainings_weights_file(tmp_pat
     from hydra.utils import instantiate
 
     from pipelines.baselines import build_baseline
-    from tests.conftest import compose_config
 
     cfg = compose_config(tmp_path, [])
     torch.manual_seed(0)

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from medrep.data.dicom import DecodeOptions, decode_dataset_image, read_dicom
 from medrep.data.errors import IngestError
-from tests.conftest import SHARED_DATA, write_dicom
+from tests.helpers import SHARED_DATA, write_dicom
 
 EXAMPLES = int(os.environ.get("MEDREP_FUZZ_EXAMPLES", "60"))
 PER_FILE_SECONDS = 20

@@ -18,10 +18,10 @@ import pytest
 from PIL import Image
 
 from medrep.data.adapters.base import ImageRecord, ReportRecord
-from medrep.data.adapters.common import AdapterProblem
 from medrep.data.adapters.generic import GenericAdapter
 from medrep.data.cache import CacheMismatchError, ImageCache, frame_hash
 from medrep.data.ingest import IngestConfig, run_ingestion
+from tests.helpers import ListAdapter
 
 IDENTIFIERS = ("MRN-ALPHA", "MRN-BETA", "ACC-100", "ACC-200", "ACC-300", "ACC-404", "Doe^Jane")
 
@@ -224,25 +224,6 @@ def test_one_image_per_study_and_duplicates(tmp_path: Path, dicom_writer) -> Non
     assert summary["files_seen"] == summary["cached"] + summary["rejected"] + summary["filtered"]
 
 
-class ListAdapter:
-    """An adapter over explicit records (PNG exports keyed by a CSV, like MIMIC-CXR-JPG)."""
-
-    name = "list"
-
-    def __init__(self, images: list[ImageRecord], reports: list[ReportRecord]) -> None:
-        self._images, self._reports = images, reports
-        self.problems: list[AdapterProblem] = []
-
-    def images(self):  # type: ignore[no-untyped-def]
-        return iter(self._images)
-
-    def reports(self):  # type: ignore[no-untyped-def]
-        return iter(self._reports)
-
-    def labels(self) -> None:
-        return None
-
-
 def test_png_and_jpeg_exports_in_every_mode(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
     gray8 = rng.integers(0, 256, (30, 40)).astype(np.uint8)
@@ -331,7 +312,9 @@ def test_sigkill_at_random_points_then_rerun_matches_an_uninterrupted_run(
 
     def run(out: str, workers: int, kill_at_parts: int | None) -> int:
         proc = subprocess.Popen(
-            [sys.executable, str(script), str(tmp_path), out, str(workers)], env=env
+            [sys.executable, str(script), str(tmp_path), out, str(workers)],
+            env=env,
+            start_new_session=True,
         )
         if kill_at_parts is None:
             return proc.wait(timeout=300)
@@ -339,7 +322,9 @@ def test_sigkill_at_random_points_then_rerun_matches_an_uninterrupted_run(
         deadline = time.time() + 300
         while proc.poll() is None and time.time() < deadline:
             if len(list(Path(out).glob("parts/*.json"))) >= kill_at_parts:
-                proc.send_signal(signal.SIGKILL)
+                # the whole job, workers included, as a pre-emption does (a killed parent
+                # alone leaves its pool's workers behind, waiting for work forever)
+                os.killpg(proc.pid, signal.SIGKILL)
                 break
             time.sleep(0.005)
         return proc.wait(timeout=60)

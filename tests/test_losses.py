@@ -21,6 +21,7 @@ from medrep.models.losses import (
     convirt_loss,
     uniformity,
 )
+from tests.helpers import LOSS_FAMILY, compose_config
 
 
 def naive_convirt(image: torch.Tensor, text: torch.Tensor, tau: float, lam: float) -> torch.Tensor:
@@ -190,29 +191,14 @@ def test_siglip_loss_matches_naive_values_and_gradients(scale: float, bias: floa
     assert torch.isclose(out["loss"], out["loss_pos"] + out["loss_neg"])
 
 
-LOSS_NAMES = ["convirt", "clip", "dcl", "siglip", "dedup_mask", "dedup_positive", "soft"]
-
-
-def make_loss(name: str) -> torch.nn.Module:
-    return {
-        "convirt": lambda: ConVIRTLoss(0.1, 0.75),
-        "clip": lambda: CLIPLoss(0.07),
-        "dcl": lambda: DCLLoss(0.1, 0.75),
-        "siglip": lambda: SigLIPLoss(10.0, -10.0),
-        "dedup_mask": lambda: ConVIRTDedupLoss(0.1, 0.75, "mask"),
-        "dedup_positive": lambda: ConVIRTDedupLoss(0.1, 0.75, "positive"),
-        "soft": lambda: ConVIRTSoftLoss(0.1, 0.75, soft_weight=0.5, text_temperature=0.2),
-    }[name]().double()
-
-
-@pytest.mark.parametrize("name", LOSS_NAMES)
+@pytest.mark.parametrize("name", list(LOSS_FAMILY))
 def test_local_rows_against_the_global_batch_add_up_to_the_whole_batch(name: str) -> None:
     """What each of W processes computes (its rows, everyone's columns) averages to the full loss.
 
     The gradient of that average is what DDP's gradient averaging produces, so it must equal the
     gradient of the single-process loss on the concatenated batch.
     """
-    loss = make_loss(name)
+    loss = LOSS_FAMILY[name]().double()
     image, text = random_pairs(8, n=6)
     # sentence ids with duplicates inside one process's rows and across processes
     ids = {"text_ids": torch.tensor([3, 7, 3, 5, 7, 3])} if loss.uses_text_ids else {}
@@ -448,7 +434,6 @@ def test_configs_build_and_name_the_method_by_its_option(
     from hydra.utils import instantiate
 
     from pipelines.training import without_name
-    from tests.conftest import compose_config
 
     overrides = [override] if override.startswith("loss=") else ["loss=convirt_dedup", override]
     cfg = compose_config(tmp_path, overrides)

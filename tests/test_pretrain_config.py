@@ -6,28 +6,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from omegaconf import DictConfig
 
-from tests.conftest import REPO
-
-
-def compose(tmp_path: Path, overrides: list[str]) -> DictConfig:
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        return hydra_compose(
-            config_name="config",
-            overrides=[
-                f"paths.root_dir={tmp_path}",
-                f"paths.run_dir={tmp_path / 'run'}",
-                *overrides,
-            ],
-        )
+from tests.helpers import compose_config
 
 
 def test_convirt_config_is_the_papers_recipe(tmp_path: Path) -> None:
-    cfg = compose(tmp_path, ["model=convirt", "trainer=gpu"])
+    cfg = compose_config(tmp_path, ["model=convirt", "trainer=gpu"], experiment=None)
     m = cfg.model
     image, text = m.module.image_encoder, m.module.text_encoder
     assert (image.depth, image.base_width, image.conv1_stride, image.bias_downsample) == (
@@ -50,7 +34,7 @@ def test_convirt_config_is_the_papers_recipe(tmp_path: Path) -> None:
     assert list(a.brightness) == list(a.contrast) == [0.6, 1.4] and list(a.blur_sigma) == [0.1, 3.0]
     assert cfg.trainer.precision == "bf16-mixed" and cfg.trainer.accumulate_grad_batches == 1
     # the demo keeps its own sizes
-    demo = compose(tmp_path, [])
+    demo = compose_config(tmp_path, [], experiment=None)
     assert demo.model.name == "convirt_cpu" and demo.data.image_size == 96
 
 
@@ -62,7 +46,7 @@ def test_convirt_config_builds_resnet50_and_bert_with_512d_heads(tmp_path: Path)
     from medrep.pretrained import load_tokenizer
     from pipelines.training import build_module
 
-    cfg = compose(tmp_path, ["model=convirt"])
+    cfg = compose_config(tmp_path, ["model=convirt"], experiment=None)
     module = build_module(cfg).eval()
     assert module.image_encoder.out_dim == 2048
     for head in (module.image_head, module.text_head):
@@ -85,7 +69,9 @@ def test_text_encoder_depth_is_checked_against_the_configured_model(tmp_path: Pa
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate
 
-    cfg = compose(tmp_path, ["model=convirt", "model.module.text_encoder.n_frozen_layers=8"])
+    cfg = compose_config(
+        tmp_path, ["model=convirt", "model.module.text_encoder.n_frozen_layers=8"], experiment=None
+    )
     with pytest.raises(InstantiationException, match="cannot freeze 8 layers of a 6-layer"):
         instantiate(cfg.model.module.text_encoder)
 
@@ -101,7 +87,7 @@ def test_every_loss_config_builds_behind_one_interface(
     from medrep.models.losses import ContrastiveLoss
     from pipelines.training import without_name
 
-    cfg = compose(tmp_path, [f"loss={name}"])
+    cfg = compose_config(tmp_path, [f"loss={name}"], experiment=None)
     assert cfg.method == name
     loss = instantiate(without_name(cfg.loss))
     assert isinstance(loss, ContrastiveLoss)

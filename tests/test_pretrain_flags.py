@@ -7,24 +7,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import compose_config
+from tests.helpers import IngestedWorld, compose_config
 
 
-@pytest.fixture(scope="module")
-def ingest_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from pipelines.ingest import run_ingest
-
-    root = tmp_path_factory.mktemp("flags")
-    run_ingest(compose_config(root, [f"paths.ingest_dir={root / 'ingest'}"]))
-    return root / "ingest"
-
-
-def pretrain(root: Path, ingest_dir: Path, *overrides: str) -> dict[str, torch.Tensor]:
+def pretrain(root: Path, world: IngestedWorld, *overrides: str) -> dict[str, torch.Tensor]:
     from pipelines.common import configure_process
     from pipelines.pretrain import run_pretrain
 
     cfg = compose_config(
-        root, [f"paths.ingest_dir={ingest_dir}", "threads=1", "trainer.max_epochs=1", *overrides]
+        root, [*world.overrides(), "threads=1", "trainer.max_epochs=1", *overrides]
     )
     configure_process(cfg)
     out = run_pretrain(cfg)
@@ -33,18 +24,20 @@ def pretrain(root: Path, ingest_dir: Path, *overrides: str) -> dict[str, torch.T
 
 
 @pytest.mark.slow
-def test_bf16_clipped_deterministic_runs_repeat_exactly(tmp_path: Path, ingest_dir: Path) -> None:
+def test_bf16_clipped_deterministic_runs_repeat_exactly(
+    tmp_path: Path, tiny_world: IngestedWorld
+) -> None:
     flags = [
         "trainer.precision=bf16-mixed",
         "trainer.gradient_clip_val=0.5",
         "trainer.deterministic=true",
         "loss=siglip",
     ]
-    first = pretrain(tmp_path / "a", ingest_dir, *flags)
-    second = pretrain(tmp_path / "b", ingest_dir, *flags)
+    first = pretrain(tmp_path / "a", tiny_world, *flags)
+    second = pretrain(tmp_path / "b", tiny_world, *flags)
     for name, value in first.items():
         assert torch.equal(value, second[name]), name
     # the learnable SigLIP scale and bias trained (and were saved with the model)
     assert first["loss.logit_bias"].item() != -10.0
-    other_seed = pretrain(tmp_path / "c", ingest_dir, *flags, "seed=1")
+    other_seed = pretrain(tmp_path / "c", tiny_world, *flags, "seed=1")
     assert not torch.equal(first["image_head.net.0.weight"], other_seed["image_head.net.0.weight"])

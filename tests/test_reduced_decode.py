@@ -32,7 +32,7 @@ from medrep.data.reduced import (
     jpeg_scale,
     parse_j2k_codestream,
 )
-from tests.test_dicom import encode_as, lung_and_mediastinum
+from tests.helpers import encode_as, lung_and_mediastinum
 
 
 def smooth(
@@ -377,28 +377,19 @@ def test_ingestion_records_and_counts_decode_paths(tmp_path: Path, dicom_writer)
         window=(2048, 4096),
         accession="A1",
     )
-    encode_as(
-        dicom_writer(
-            tmp_path / "j.dcm",
-            smooth(120, 100, 4095, lung=0.2),
-            bits_stored=12,
-            window=(2048, 4096),
-            accession="A2",
-        ),
-        export / "j2k.dcm",
-        "j2k_lossless",
-    )
-    encode_as(
-        dicom_writer(
-            tmp_path / "p.dcm",
-            smooth(120, 100, 255, lung=0.2),
-            bits_stored=8,
-            window=(128, 256),
-            accession="A3",
-        ),
-        export / "jpeg.dcm",
-        "jpeg_baseline",
-    )
+    # a 12-bit JPEG 2000 and an 8-bit JPEG baseline, each written natively, then re-encoded
+    for name, top, bits, window, accession, syntax in (
+        ("j2k", 4095, 12, (2048, 4096), "A2", "j2k_lossless"),
+        ("jpeg", 255, 8, (128, 256), "A3", "jpeg_baseline"),
+    ):
+        source = dicom_writer(
+            tmp_path / f"{name}-source.dcm",
+            smooth(120, 100, top, lung=0.2),
+            bits_stored=bits,
+            window=window,
+            accession=accession,
+        )
+        encode_as(source, export / f"{name}.dcm", syntax)
     assert native.exists()
     pd.DataFrame(
         {"AccessionNumber": ["A1", "A2", "A3"], "report": ["IMPRESSION: Normal chest."] * 3}

@@ -16,7 +16,7 @@ from medrep.data.reports import (
     normalize_unicode,
 )
 from medrep.data.synthetic import WorldSpec, generate_world, plan_world, report_rng, write_report
-from tests.conftest import compose_config
+from tests.helpers import compose_config
 
 WORD = re.compile(r"[^\W\d_]+")
 WORD_OR_DIGIT = re.compile(r"[^\W_]")

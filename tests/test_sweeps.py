@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import REPO
+from tests.helpers import REPO, compose
 
 
 def run(args: list[str], timeout: int = 900) -> subprocess.CompletedProcess[str]:
@@ -73,16 +73,10 @@ def test_optuna_searches_temperature_and_learning_rate(tmp_path: Path) -> None:
 
 def test_slurm_launcher_config_composes_with_ddp() -> None:
     """conf/hydra/launcher/slurm_ddp.yaml extends the submitit plugin's SLURM launcher."""
-    from hydra import compose, initialize_config_dir
-
-    from tests.conftest import REPO
-
-    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
-        cfg = compose(
-            "config",
-            overrides=["hydra/launcher=slurm_ddp", "trainer=ddp", "hydra.launcher.partition=gpu"],
-            return_hydra_config=True,
-        )
+    cfg = compose(
+        ["hydra/launcher=slurm_ddp", "trainer=ddp", "hydra.launcher.partition=gpu"],
+        return_hydra_config=True,
+    )
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("SlurmLauncher")
     assert launcher.partition == "gpu"
