@@ -1,5 +1,6 @@
-"""Export stage: encode every split's images and reports with the pretrained model, and the
-same image encoder at random initialisation (medrep.evaluation.export says what is written)."""
+"""Export stage: encode every split's images and reports with the pretrained model, the same
+image encoder at random initialisation, and raw pixels (medrep.evaluation.export says what is
+written)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,12 @@ from omegaconf import DictConfig
 from medrep.data.datamodule import load_ingested
 from medrep.data.transforms import eval_transform
 from medrep.evaluation.embeddings import encode_texts
-from medrep.evaluation.export import ImageExporter, export_pretrained, export_prompts
+from medrep.evaluation.export import (
+    ImageExporter,
+    export_pretrained,
+    export_prompts,
+    raw_pixel_features,
+)
 from medrep.models.serialization import encoder_arch
 from medrep.pretrained import load_tokenizer
 from pipelines.common import plain, timed_stage
@@ -51,6 +57,8 @@ def run_export(cfg: DictConfig) -> dict[str, Any]:
     random_encoder = instantiate(image_cfg, **no_weights(model_cfg))
     counts = export_pretrained(exporter, method, module, arch, tokenizer, max_length)
     exporter.encoder("random_init", random_encoder, arch)
+    side = int(cfg.eval.raw_pixels_side)
+    exporter.images("raw_pixels", raw_pixel_features(side), lambda rows: {})
     export_prompts(
         exporter.out_root / method,
         lambda texts: encode_texts(

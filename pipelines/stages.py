@@ -26,7 +26,14 @@ STAGE_DIRS = dict(
 # the config each stage reads (dotted paths)
 STAGE_CONFIG: dict[str, tuple[str, ...]] = {
     "pretrain": ("model", "loss", "trainer", "callbacks", "seed", "data.datamodule"),
-    "export": ("method", "seed", "eval.batch_size", "eval.retrieval.queries", "eval.zeroshot"),
+    "export": (
+        "method",
+        "seed",
+        "eval.batch_size",
+        "eval.retrieval.queries",
+        "eval.zeroshot",
+        "eval.raw_pixels_side",
+    ),
     # seed and data.augment: fine-tuning's initialisation and transforms
     "evaluate": ("eval", "method", "run_name", "seed", "data.augment"),
 }

@@ -87,7 +87,14 @@ def test_grid_table_covers_every_method_task_and_claim(grid_run) -> None:
     out = outputs["evaluate"]
     results = pd.read_csv(out["results_csv"])
     probe = results[(results["task"] == "linear_probe") & (results["metric"] == "macro_auroc")]
-    assert set(probe["method"]) == {"convirt", "random_init", "simclr", "supervised", "copied"}
+    assert set(probe["method"]) == {
+        "convirt",
+        "random_init",
+        "raw_pixels",
+        "simclr",
+        "supervised",
+        "copied",
+    }
     assert probe["ci_low"].notna().all() and (probe["ci_low"] <= probe["value"]).all()
     tuned = results[(results["task"] == "finetune") & (results["metric"] == "macro_auroc")]
     assert set(tuned["method"]) == {"convirt", "simclr"}
@@ -100,10 +107,16 @@ def test_grid_table_covers_every_method_task_and_claim(grid_run) -> None:
     claims = pd.read_csv(Path(cfg.paths.eval_dir) / "claims.csv")
     assert list(claims["claim"]) == [
         "convirt@0.1 >= random_init@1",
+        "convirt@0.1 >= raw_pixels@1",
+        "convirt@0.1 > raw_pixels@0.1",
+        "convirt@1 > raw_pixels@1",
         "convirt@0.1 >= simclr@1",
         "convirt@0.1 > simclr@0.1",
         "convirt@1 > simclr@1",
     ]
+    assert set(claims["verdict"]) <= {"shown", "not shown", "refuted"}
+    assert (claims["bound"] <= claims["difference"]).all()
+    assert (claims["difference"] <= claims["upper"]).all()
     md = Path(out["results_md"]).read_text()
     assert "## Claims" in md and "| simclr |" in md.splitlines()[0] + " |"
     for name in ("label_efficiency_plot", "retrieval_gallery"):

@@ -101,8 +101,10 @@ def test_evaluate_stage_writes_the_results_table(tiny_run, exported) -> None:
     out = run_evaluate(tiny_run)
     results = pd.read_csv(out["results_csv"])
     probe = results[(results["task"] == "linear_probe") & (results["metric"] == "macro_auroc")]
-    assert set(probe["method"]) == {"convirt", "random_init"}
+    assert set(probe["method"]) == {"convirt", "random_init", "raw_pixels"}
     assert set(probe["label_fraction"]) == {0.1, 1.0}
+    claims = pd.read_csv(Path(tiny_run.paths.eval_dir) / "claims.csv")
+    assert "convirt@0.1 >= raw_pixels@1" in set(claims["claim"])
     assert probe["value"].between(0, 1).all()
     t2i = results[(results["task"] == "text_to_image") & (results["metric"] == "P@10")]
     assert len(t2i) == 1 and 0 <= t2i["value"].iloc[0] <= 1

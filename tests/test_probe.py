@@ -196,15 +196,50 @@ def test_results_table_shows_intervals_and_claims() -> None:
         "convirt@0.1 > random_init@0.1",
         "convirt@1 > random_init@1",
     ]
-    claim_out, table = claim_rows("r", claims, ev, BOOT)
+    claim_out, table = claim_rows("r", claims, ev, BOOT, margin=0.0)
     assert len(table) == 1  # random_init was not evaluated: skipped
     row = table.iloc[0]
-    assert row["difference"] == pytest.approx(-0.05) and not row["holds"]
-    assert row["ci_low"] < -0.05 < row["ci_high"] < 0 and row["ci_excludes_zero"]
+    # 0.05 worse, replicates about 0.01 wide: the claim is refuted, not merely "not shown"
+    assert row["difference"] == pytest.approx(-0.05) and row["verdict"] == "refuted"
+    assert row["bound"] < -0.05 < row["upper"] < 0 and row["threshold"] == 0.0
     assert claim_out[0].task == "claim" and claim_out[0].value == pytest.approx(-0.05)
-    assert "| convirt@0.1 >= simclr@1 | 0.850 | 0.900 |" in claims_markdown(table, 0.95)
-    ev.rows[0] = ResultRow("r", "convirt", "linear_probe", "macro_auroc", 1.0, 0.1, 0)
-    assert claim_rows("r", claims, ev, BOOT)[1].iloc[0]["holds"]  # the point estimate decides
+    assert claim_out[0].ci_low < -0.05 < claim_out[0].ci_high < 0
+    shown = "| convirt@0.1 >= simclr@1 | 0.850 | 0.900 | -0.050 |"
+    assert shown in claims_markdown(table, 0.95) and "one-sided 95% bounds" in claims_markdown(
+        table, 0.95
+    )
+    # a non-inferiority margin wider than the loss turns the verdict into `shown`
+    assert claim_rows("r", claims, ev, BOOT, margin=0.1)[1].iloc[0]["verdict"] == "shown"
     with pytest.raises(ValueError, match="METHOD@FRACTION"):
         parse_claims(["convirt beats simclr"], [0.1])
     assert isinstance(table, pd.DataFrame)
+
+
+def test_claim_verdicts_are_one_sided_with_a_margin_for_non_inferiority() -> None:
+    from medrep.evaluation.claims import verdict
+
+    rng = np.random.default_rng(4)
+    noise = rng.normal(size=4000)
+    assert verdict(0.05 + 0.01 * noise, 0.0, 0.95)[0] == "shown"
+    assert verdict(-0.05 + 0.01 * noise, 0.0, 0.95)[0] == "refuted"
+    # a point estimate on the claimed side is not enough: the bound decides
+    assert verdict(0.01 + 0.05 * noise, 0.0, 0.95)[0] == "not shown"
+    # slightly worse but within a 0.02 margin: non-inferiority shown
+    assert verdict(-0.01 + 0.003 * noise, -0.02, 0.95)[0] == "shown"
+    assert verdict(-0.01 + 0.003 * noise, 0.0, 0.95)[0] == "refuted"
+    assert verdict(None, 0.0, 0.95)[0] == "no interval"
+    # the bounds are the one-sided 5% and 95% quantiles (a 90% two-sided interval)
+    _, lower, upper = verdict(np.linspace(-1.0, 1.0, 2001), 0.0, 0.95)
+    assert lower == pytest.approx(-0.9) and upper == pytest.approx(0.9)
+
+
+def test_raw_pixel_baseline_is_the_average_pooled_image() -> None:
+    import torch
+
+    from medrep.evaluation.export import raw_pixel_features
+
+    image = torch.arange(16.0).reshape(1, 1, 4, 4)
+    features = raw_pixel_features(2)(image)["image_features"]
+    assert features.tolist() == [[2.5, 4.5, 10.5, 12.5]]
+    with pytest.raises(ValueError, match="raw_pixels_side"):
+        raw_pixel_features(0)

@@ -1,8 +1,11 @@
-"""The paper's claims, judged on the probe's macro AUROC with paired bootstrap intervals.
+"""The paper's claims, judged on the probe's macro AUROC with one-sided paired bootstrap bounds.
 
 A claim compares two (method, label fraction) cells, e.g. `convirt@0.1 >= random_init@1.0`;
-both sides are averaged over their seeds, and the interval of the difference uses the same test
-resamples on both sides (`medrep.evaluation.bootstrap`).
+both sides are averaged over their seeds, and the difference's replicates use the same test
+resamples on both sides (`medrep.evaluation.bootstrap`). The verdict is one-sided at the
+bootstrap level: `shown` when the lower bound of left - right lies above the claim's threshold
+(0 for `>`, minus the non-inferiority margin for `>=`), `refuted` when the upper bound lies
+below it, else `not shown` (and `no interval` without resamples).
 """
 
 from __future__ import annotations
@@ -67,23 +70,47 @@ def parse_claims(
     return claims
 
 
+VERDICTS = ("shown", "not shown", "refuted", "no interval")
+CLAIM_COLUMNS = ["claim", "left", "right", "difference", "bound", "upper", "threshold", "verdict"]
+
+
+def verdict(
+    replicates: np.ndarray | None, threshold: float, level: float
+) -> tuple[str, float, float]:
+    """(verdict, one-sided lower bound, one-sided upper bound) of a difference's replicates."""
+    if replicates is None or len(replicates) == 0:
+        return "no interval", float("nan"), float("nan")
+    lower = float(np.quantile(replicates, 1.0 - level))
+    upper = float(np.quantile(replicates, level))
+    if lower > threshold:
+        return "shown", lower, upper
+    if upper < threshold:
+        return "refuted", lower, upper
+    return "not shown", lower, upper
+
+
 def claim_rows(
     run: str,
     claims: Sequence[Claim],
     evaluation: Evaluation,
     boot: BootstrapSettings,
+    margin: float,
     task: str = "linear_probe",
 ) -> tuple[list[ResultRow], pd.DataFrame]:
     """Judge claims on the macro AUROC averaged over probe seeds.
 
-    The difference left - right is a point estimate with a paired bootstrap interval (the same
-    test resamples on both sides, each side averaged over its seeds). A claim holds when the
-    point estimate satisfies its relation; the table says separately whether the interval
-    excludes zero. Claims naming a method or fraction that was not evaluated are skipped.
+    The difference left - right is a point estimate with paired bootstrap replicates; its
+    one-sided bounds at `boot.level` decide the verdict (module docstring). `margin` is the
+    non-inferiority margin of `>=` claims (AUROC points; 0 judges `>=` like `>`). Claims naming
+    a method or fraction that was not evaluated are skipped.
 
     Returns:
-        (rows of task `claim`, a table with one line per claim and its verdict).
+        (rows of task `claim` with the two-sided interval, a table with one line per claim: the
+        sides, the difference, its one-sided lower `bound` and `upper` bound, the `threshold`
+        and the `verdict`).
     """
+    if margin < 0:
+        raise ValueError(f"the non-inferiority margin must be >= 0, got {margin}")
     macro = pd.DataFrame(
         [
             (r.method, r.label_fraction, r.value)
@@ -99,48 +126,24 @@ def claim_rows(
         if not all(k in point.index for k in keys):
             continue
         left, right = (float(point.loc[k]) for k in keys)
-        difference = left - right
         reps = [evaluation.replicates.get((m, task, f)) for m, f in keys]
-        ci: dict[str, float] = {}
+        diff_rep = None
         if all(reps):
             diff_rep = np.mean(reps[0], axis=0) - np.mean(reps[1], axis=0)  # type: ignore[arg-type]
-            ci = interval(diff_rep, boot)
-        holds = difference >= 0 if claim.relation == ">=" else difference > 0
-        low, high = ci.get("ci_low", np.nan), ci.get("ci_high", np.nan)
+        ci = interval(diff_rep, boot) if diff_rep is not None else {}
+        threshold = -margin if claim.relation == ">=" else 0.0
+        judged, lower, upper = verdict(diff_rep, threshold, boot.level)
         rows.append(
             ResultRow(
                 run,
                 claim.left,
                 "claim",
                 claim.text,
-                difference,
+                left - right,
                 label_fraction=claim.left_fraction,
-                ci_low=low,
-                ci_high=high,
+                ci_low=ci.get("ci_low", np.nan),
+                ci_high=ci.get("ci_high", np.nan),
             )
         )
-        table.append(
-            {
-                "claim": claim.text,
-                "left": left,
-                "right": right,
-                "difference": difference,
-                "ci_low": low,
-                "ci_high": high,
-                "holds": bool(holds),
-                "ci_excludes_zero": bool(low > 0 or high < 0),
-            }
-        )
-    return rows, pd.DataFrame(
-        table,
-        columns=[
-            "claim",
-            "left",
-            "right",
-            "difference",
-            "ci_low",
-            "ci_high",
-            "holds",
-            "ci_excludes_zero",
-        ],
-    )
+        table.append([claim.text, left, right, left - right, lower, upper, threshold, judged])
+    return rows, pd.DataFrame(table, columns=CLAIM_COLUMNS)

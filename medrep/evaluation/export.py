@@ -6,6 +6,7 @@ Writes, under an embeddings folder:
   <method>/encoder.pt, encoder.json  the image encoder (medrep.models.serialization)
   <method>/queries.npz            category text queries (retrieval), pretrained model only
   <method>/prompts.npz            positive/negative prompts (zero-shot), pretrained model only
+  raw_pixels/{train,val,test}.npz the raw-pixel baseline (`raw_pixel_features`)
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from medrep.data.cache import ImageCache
@@ -80,6 +82,18 @@ class ImageExporter:
         counts = self.images(method, features, lambda rows: {})
         save_encoder(encoder, arch, self.out_root / method)
         return counts
+
+
+def raw_pixel_features(side: int) -> ImageFn:
+    """The raw-pixel baseline: the (evaluation-transformed) image average-pooled to side x side,
+    flattened to side**2 features. No training; what any learned encoder must beat."""
+    if side < 1:
+        raise ValueError(f"raw_pixels_side must be >= 1, got {side}")
+
+    def features(x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"image_features": F.adaptive_avg_pool2d(x, side).flatten(1)}
+
+    return features
 
 
 def export_pretrained(

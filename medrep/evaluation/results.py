@@ -115,6 +115,10 @@ def markdown_table(results: pd.DataFrame, metrics: Sequence[str] | None = None) 
         sort=False,
     )
     wide = wide[[m for m in methods if m in wide.columns]].reset_index()
+    # label fractions in numeric order (0.01, 0.1, 1), not as strings
+    fraction = pd.to_numeric(wide["fraction"].replace("", np.nan))
+    wide = wide.assign(_f=fraction).sort_values(["task", "metric", "_f"], kind="stable")
+    wide = wide.drop(columns="_f")
     header = "| " + " | ".join(str(c) for c in wide.columns) + " |"
     rule = "|" + "|".join("---" for _ in wide.columns) + "|"
     lines = [header, rule]
@@ -129,17 +133,16 @@ def level_text(level: float) -> str:
 
 
 def claims_markdown(claims: pd.DataFrame, level: float) -> str:
-    """The claims table: each claim, both sides, the difference with its interval, the verdict."""
+    """The claims table: both sides, the difference, its one-sided bound, the verdict."""
     lines = [
-        f"| claim | left | right | difference [{level_text(level)} CI] | holds "
-        "| interval excludes 0 |",
-        "|---|---|---|---|---|---|",
+        f"| claim | left | right | difference | one-sided {level_text(level)} bounds "
+        "| threshold | verdict |",
+        "|---|---|---|---|---|---|---|",
     ]
     for c in claims.itertuples(index=False):
-        diff = format_cell(c.difference, np.nan, 1, c.ci_low, c.ci_high)
         lines.append(
-            f"| {c.claim} | {c.left:.3f} | {c.right:.3f} | {diff} | "
-            f"{'yes' if c.holds else 'NO'} | {'yes' if c.ci_excludes_zero else 'no'} |"
+            f"| {c.claim} | {c.left:.3f} | {c.right:.3f} | {c.difference:+.3f} | "
+            f"[{c.bound:+.3f}, {c.upper:+.3f}] | {c.threshold:+.3f} | {c.verdict} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -123,6 +123,8 @@ class EvaluationSettings:
     probe: ProbeSettings
     finetune: FinetuneSettings
     claims: Sequence[str]
+    claim_margin: float
+    raw_pixels_side: int
     plots: PlotSettings
     retrieval: RetrievalSettings
     zeroshot: ZeroShotSettings
@@ -404,7 +406,9 @@ def _evaluate(settings: EvaluationSettings, run: EvaluationRun) -> dict[str, Any
     claims = parse_claims(
         list(settings.claims), settings.probe.fractions, aliases={"pretrained": run.methods[0]}
     )
-    rows, claims_table = claim_rows(run.name, claims, result, settings.bootstrap)
+    rows, claims_table = claim_rows(
+        run.name, claims, result, settings.bootstrap, settings.claim_margin
+    )
     result.rows += rows
     level = settings.bootstrap.level
     csv_path, md_path = write_results(result.rows, run.eval_dir, claims_table, level)
