@@ -131,7 +131,7 @@ def claim_rows(
         if all(reps):
             diff_rep = np.mean(reps[0], axis=0) - np.mean(reps[1], axis=0)  # type: ignore[arg-type]
         ci = interval(diff_rep, boot) if diff_rep is not None else {}
-        threshold = -margin if claim.relation == ">=" else 0.0
+        threshold = 0.0 - margin if claim.relation == ">=" else 0.0  # no "-0.0" in the table
         judged, lower, upper = verdict(diff_rep, threshold, boot.level)
         rows.append(
             ResultRow(
