@@ -25,7 +25,15 @@ STAGE_DIRS = dict(
 )
 # the config each stage reads (dotted paths)
 STAGE_CONFIG: dict[str, tuple[str, ...]] = {
-    "pretrain": ("model", "loss", "trainer", "callbacks", "seed", "data.datamodule"),
+    "pretrain": (
+        "model",
+        "loss",
+        "trainer",
+        "callbacks",
+        "seed",
+        "data.datamodule",
+        "export_checkpoint",
+    ),
     "export": (
         "method",
         "seed",

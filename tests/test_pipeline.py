@@ -55,6 +55,12 @@ def test_pretrain_stage_writes_a_weights_only_model(tiny_run, pretrained) -> Non
     assert (model.parent / "config.yaml").exists()
     assert np.isfinite(pretrained["val/loss"])
     assert pretrained["steps"] > 0
+    # the exported weights are the best checkpoint's (export_checkpoint: best)
+    (best,) = model.parent.glob("checkpoints/epoch*.ckpt")
+    kept = torch.load(best, weights_only=True)
+    assert pretrained["exported"] == f"best (epoch {kept['epoch']})"
+    for name, value in kept["state_dict"].items():
+        assert torch.equal(state["state_dict"][name], value), name
 
 
 def test_training_curves_go_to_csv_and_tensorboard(tiny_run, pretrained) -> None:
@@ -221,3 +227,22 @@ def test_embedding_notebook_executes_top_to_bottom(tiny_run, exported) -> None:
     outputs = [o for c in stored.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     assert sum(o.output_type == "display_data" for o in outputs) >= 4  # the figures
+
+
+def test_restore_best_loads_the_monitored_checkpoint(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from medrep.models.checkpointing import restore_best
+
+    best = torch.nn.Linear(3, 2)
+    torch.save({"epoch": 4, "state_dict": best.state_dict()}, tmp_path / "epoch004.ckpt")
+    module = torch.nn.Linear(3, 2)
+    unmonitored = ModelCheckpoint(dirpath=tmp_path, monitor=None)
+    monitored = ModelCheckpoint(dirpath=tmp_path, monitor="val/loss")
+    monitored.best_model_path = str(tmp_path / "epoch004.ckpt")
+    trainer = SimpleNamespace(checkpoint_callbacks=[unmonitored, monitored])
+    assert restore_best(trainer, module) == 4  # type: ignore[arg-type]
+    assert torch.equal(module.weight, best.weight)
+    assert restore_best(SimpleNamespace(checkpoint_callbacks=[unmonitored]), module) is None  # type: ignore[arg-type]

@@ -70,3 +70,19 @@ class RNGStateCheckpoint(L.Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         if state_dict:
             set_rng_state(state_dict)
+
+
+def restore_best(trainer: L.Trainer, module: torch.nn.Module) -> int | None:
+    """Load the best checkpoint's weights into `module`; returns its epoch (None: no best).
+
+    The best checkpoint is the one kept by the first `ModelCheckpoint` that monitors a metric
+    (the pretraining's `val/loss`); Lightning records its path, also across a resumed run.
+    """
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    for callback in trainer.checkpoint_callbacks:
+        if isinstance(callback, ModelCheckpoint) and callback.monitor and callback.best_model_path:
+            state = torch.load(callback.best_model_path, map_location="cpu", weights_only=True)
+            module.load_state_dict(state["state_dict"])
+            return int(state["epoch"])
+    return None
