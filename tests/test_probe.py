@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -243,3 +245,19 @@ def test_raw_pixel_baseline_is_the_average_pooled_image() -> None:
     assert features.tolist() == [[2.5, 4.5, 10.5, 12.5]]
     with pytest.raises(ValueError, match="raw_pixels_side"):
         raw_pixel_features(0)
+
+
+def test_labels_without_prompts_are_named_with_the_keys_to_set(tmp_path: Path) -> None:
+    from hydra.utils import instantiate
+
+    from medrep.evaluation.runner import missing_prompts
+    from tests.helpers import compose_config
+
+    cfg = compose_config(tmp_path, ["eval.label_names=[Edema,Atelectasis]"])
+    assert missing_prompts(instantiate(cfg.eval)) == {
+        "Atelectasis": [
+            "eval.retrieval.queries.Atelectasis",
+            "eval.zeroshot.negative_prompts.Atelectasis",
+        ]
+    }
+    assert missing_prompts(instantiate(compose_config(tmp_path).eval)) == {}

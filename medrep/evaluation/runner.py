@@ -365,6 +365,21 @@ def evaluate_method(
     return result
 
 
+def missing_prompts(settings: EvaluationSettings) -> dict[str, list[str]]:
+    """Evaluated labels that text->image retrieval or zero-shot cannot score, each with the
+    config keys that would give it prompts."""
+    gaps = {}
+    for name in settings.label_names:
+        keys = []
+        if not settings.retrieval.queries.get(name):
+            keys.append(f"eval.retrieval.queries.{name}")
+        if not settings.zeroshot.negative_prompts.get(name):
+            keys.append(f"eval.zeroshot.negative_prompts.{name}")
+        if keys:
+            gaps[str(name)] = keys
+    return gaps
+
+
 def load_splits(directory: Path, method: str) -> dict[str, dict[str, np.ndarray]]:
     if not (directory / "test.npz").exists():
         raise FileNotFoundError(
@@ -390,6 +405,13 @@ def _evaluate(settings: EvaluationSettings, run: EvaluationRun) -> dict[str, Any
             f"{labels_path} not found: evaluation needs labels (the dataset's labels table)"
         )
     labels = pd.read_parquet(labels_path)
+    for name, keys in missing_prompts(settings).items():
+        log.warning(
+            "label %r has no prompts: text->image retrieval and zero-shot skip it; set %s "
+            "(docs/evaluation.md, Zero-shot classification)",
+            name,
+            " and ".join(keys),
+        )
     manifest, reports, cache = load_ingested(run.ingest_dir)
     study_texts = dict(zip(reports["study_key"], reports["text"], strict=True))
     result = Evaluation()
