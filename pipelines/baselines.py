@@ -24,7 +24,7 @@ from medrep.models.serialization import MODEL_FILE, encoder_arch, load_weights
 from pipelines import run
 from pipelines.common import plain
 from pipelines.export import image_exporter, no_weights
-from pipelines.training import fit, save_model
+from pipelines.training import fit, save_model, select_export
 
 
 def build_baseline(cfg: DictConfig, spec: DictConfig) -> L.LightningModule:
@@ -48,7 +48,8 @@ def train_baseline(
         return module, int(load_weights(module, out_dir).get("steps", -1))
     datamodule = instantiate(spec.datamodule)
     trainer = fit(cfg, module, datamodule, out_dir)
-    save_model(module, spec, out_dir, steps=int(trainer.global_step))
+    exported = select_export(cfg, trainer, module)
+    save_model(module, spec, out_dir, steps=int(trainer.global_step), exported=exported)
     return module, int(trainer.global_step)
 
 

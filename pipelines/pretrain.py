@@ -10,15 +10,12 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from medrep.models.checkpointing import restore_best
 from medrep.models.serialization import MODEL_FILE
 from pipelines.common import timed_stage
-from pipelines.training import build_module, fit, save_model
+from pipelines.training import build_module, fit, save_model, select_export
 
 
 def run_pretrain(cfg: DictConfig) -> dict[str, Any]:
-    if cfg.export_checkpoint not in ("best", "last"):
-        raise ValueError(f"export_checkpoint must be best or last, got {cfg.export_checkpoint!r}")
     L.seed_everything(int(cfg.seed), workers=True)
     out_dir = Path(cfg.paths.pretrain_dir)
     datamodule = instantiate(cfg.data.datamodule)
@@ -27,9 +24,7 @@ def run_pretrain(cfg: DictConfig) -> dict[str, Any]:
     metrics = {
         k: round(float(v), 4) for k, v in trainer.callback_metrics.items() if k.startswith("val/")
     }
-    # the exported weights: the best epoch by the monitored metric, or the last one
-    best_epoch = restore_best(trainer, module) if cfg.export_checkpoint == "best" else None
-    exported = "last" if best_epoch is None else f"best (epoch {best_epoch})"
+    exported = select_export(cfg, trainer, module)
     # under DDP every process gets here with the same weights; one writes them
     model_path = (
         save_model(module, cfg, out_dir) if trainer.is_global_zero else out_dir / MODEL_FILE

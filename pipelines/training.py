@@ -11,6 +11,7 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from medrep.models.checkpointing import restore_best
 from medrep.models.module import ContrastivePretrainer
 from medrep.models.serialization import load_weights, save_weights
 
@@ -64,6 +65,8 @@ def fit(cfg: DictConfig, module: L.LightningModule, datamodule: Any, out_dir: Pa
     A re-run of the same command resumes from `out_dir/checkpoints/last.ckpt` (tensors and plain
     values only: loaded with weights_only=True).
     """
+    if cfg.export_checkpoint not in ("best", "last"):  # checked before training, used after it
+        raise ValueError(f"export_checkpoint must be best or last, got {cfg.export_checkpoint!r}")
     callbacks = [_in_folder(c, "dirpath", out_dir / "checkpoints") for c in cfg.callbacks.values()]
     loggers = [_in_folder(n, "save_dir", out_dir) for n in (cfg.get("logger") or {}).values()]
     trainer: L.Trainer = instantiate(
@@ -79,3 +82,11 @@ def fit(cfg: DictConfig, module: L.LightningModule, datamodule: Any, out_dir: Pa
         weights_only=True,
     )
     return trainer
+
+
+def select_export(cfg: DictConfig, trainer: L.Trainer, module: L.LightningModule) -> str:
+    """Load the weights to export (`export_checkpoint`: best by the monitored metric, or the
+    last epoch) into `module`; says which, for the run record. Pretraining and the baselines
+    use it alike, so a grid compares like with like."""
+    best_epoch = restore_best(trainer, module) if cfg.export_checkpoint == "best" else None
+    return "last" if best_epoch is None else f"best (epoch {best_epoch})"

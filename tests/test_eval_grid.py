@@ -62,9 +62,12 @@ def test_grid_gives_baselines_the_pretraining_step_budget(grid_run) -> None:
     cfg, outputs = grid_run
     steps = outputs["pretrain"]["steps"]
     assert steps > 0
+    assert outputs["pretrain"]["exported"].startswith("best (epoch")
     for name in ("simclr", "supervised"):
         assert outputs["baselines"][name]["steps"] == steps
-        assert (Path(cfg.paths.run_dir) / "baselines" / name / "model.pt").exists()
+        model = Path(cfg.paths.run_dir) / "baselines" / name / "model.pt"
+        # every trained method exports the same choice of checkpoint (export_checkpoint: best)
+        assert torch.load(model, weights_only=True)["exported"].startswith("best (epoch")
 
 
 @pytest.mark.slow
