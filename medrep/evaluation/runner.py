@@ -46,7 +46,7 @@ from medrep.evaluation.retrieval_rows import (
     paired_rows_metrics,
     precision_rows,
 )
-from medrep.evaluation.zeroshot import zero_shot_rows
+from medrep.evaluation.zeroshot import prompts_in_texts, zero_shot_rows
 from medrep.models.serialization import has_encoder, load_encoder
 
 log = logging.getLogger(__name__)
@@ -380,6 +380,18 @@ def missing_prompts(settings: EvaluationSettings) -> dict[str, list[str]]:
     return gaps
 
 
+def prompts_in_training(
+    settings: EvaluationSettings, manifest: pd.DataFrame, reports: pd.DataFrame
+) -> dict[str, int]:
+    """The retrieval and zero-shot prompts that training-split reports contain word for word,
+    each with the number of reports (`prompts_in_texts`); an empty dict when none is."""
+    prompts = [p for ps in settings.retrieval.queries.values() for p in ps]
+    prompts += [p for ps in settings.zeroshot.negative_prompts.values() for p in ps]
+    train = set(manifest.loc[manifest["split"] == "train", "study_key"])
+    texts = reports.loc[reports["study_key"].isin(train), "text"]
+    return {p: n for p, n in prompts_in_texts(dict.fromkeys(prompts), texts).items() if n}
+
+
 def load_splits(directory: Path, method: str) -> dict[str, dict[str, np.ndarray]]:
     if not (directory / "test.npz").exists():
         raise FileNotFoundError(
@@ -413,6 +425,15 @@ def _evaluate(settings: EvaluationSettings, run: EvaluationRun) -> dict[str, Any
             " and ".join(keys),
         )
     manifest, reports, cache = load_ingested(run.ingest_dir)
+    seen = prompts_in_training(settings, manifest, reports)
+    if seen:
+        log.warning(
+            "%d prompt(s) occur word for word in training reports, so text->image retrieval and "
+            "zero-shot partly measure recall of the reports' phrasing (prompt: reports): %s; "
+            "write paraphrases (docs/evaluation.md, Zero-shot classification)",
+            len(seen),
+            "; ".join(f"{p!r}: {n}" for p, n in seen.items()),
+        )
     study_texts = dict(zip(reports["study_key"], reports["text"], strict=True))
     result = Evaluation()
     lists: RetrievalLists | None = None
@@ -440,6 +461,7 @@ def _evaluate(settings: EvaluationSettings, run: EvaluationRun) -> dict[str, Any
         "results_csv": str(csv_path),
         "results_md": str(md_path),
         "rows": len(result.rows),
+        "prompts_in_training_reports": len(seen),
     }
     if plot is not None:
         outputs["label_efficiency_plot"] = str(plot)

@@ -1,27 +1,41 @@
 """Zero-shot classification from text prompts (as CheXzero and MedCLIP report; ConVIRT has none).
 
-For every finding, a positive and a negative prompt set ("Moderate cardiomegaly." against "The
-heart size is normal."): each set's text embeddings are normalised and averaged (prompt
+For every finding, a positive and a negative prompt set ("The heart is enlarged." against "No
+cardiac enlargement."): each set's text embeddings are normalised and averaged (prompt
 ensembling), and an image's score is its cosine similarity to the positive centroid minus that
 to the negative one. The softmax of the two similarities that CheXzero uses is a monotone
 function of this difference, so the AUROC is the same. `zero_shot_rows` turns the scores into
 per-label and macro AUROC rows (task `zero_shot`) with bootstrap intervals over test patients.
+
+A prompt that the training reports contain word for word measures recall of the reports' own
+phrasing, not language: `prompts_in_texts` counts such prompts (the evaluation warns about them).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import partial
 
 import numpy as np
 import pandas as pd
 
+from medrep.data.reports import normalise_text
 from medrep.evaluation.bootstrap import BootstrapSettings
 from medrep.evaluation.labels import labels_for
 from medrep.evaluation.metrics import auroc_rows, per_label_auroc, resample_weights
 from medrep.evaluation.results import Evaluation, ResultRow
 
 POLARITIES = ("positive", "negative")
+
+
+def prompts_in_texts(prompts: Iterable[str], texts: Iterable[str]) -> dict[str, int]:
+    """How many of `texts` contain each prompt, whole words, after `normalise_text` on both.
+
+    "Pulmonary edema." is in "Mild pulmonary edema is present" and not in "pulmonary edemas";
+    case, punctuation and line breaks do not matter.
+    """
+    corpus = [f" {normalise_text(t)} " for t in texts]
+    return {p: sum(f" {normalise_text(p)} " in text for text in corpus) for p in prompts}
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
