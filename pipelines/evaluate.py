@@ -38,7 +38,9 @@ def run_evaluate(cfg: DictConfig) -> dict[str, Any]:
         seed=int(cfg.seed),
     )
     outputs = evaluate(settings, run)
-    print(f"\n{console_summary(run, settings.bootstrap.level)}", flush=True)
+    print(
+        f"\n{console_summary(run, settings.bootstrap.level, len(settings.label_names))}", flush=True
+    )
     return outputs
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from medrep.evaluation.bootstrap import BootstrapSettings
 from medrep.evaluation.labels import binarize_labels, sample_patients
-from medrep.evaluation.probe import linear_probe
+from medrep.evaluation.probe import ProbeSettings, linear_probe, probe_rows
+from medrep.evaluation.results import draws_markdown, results_frame
 
 C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0)
 BOOT = BootstrapSettings(n_resamples=1000, level=0.95, seed=0)
@@ -28,24 +30,63 @@ def test_binarize_policies() -> None:
 
 
 def test_sample_patients_keeps_patients_whole_and_repeats_by_seed() -> None:
-    rng = np.random.default_rng(0)
     patients = np.repeat([f"p{i}" for i in range(200)], 3)
-    labels = (rng.random((600, 2)) < 0.2).astype(float)
-    mask = sample_patients(patients, labels, 0.1, seed=4)
+    mask = sample_patients(patients, 0.1, seed=4, min_patients=8)
     chosen = set(patients[mask])
     assert len(chosen) == 20
     assert all(mask[patients == p].all() for p in chosen)  # every image of a chosen patient
-    np.testing.assert_array_equal(mask, sample_patients(patients, labels, 0.1, seed=4))
-    assert not np.array_equal(mask, sample_patients(patients, labels, 0.1, seed=5))
-    for j in range(2):
-        assert {0.0, 1.0} <= set(labels[mask, j])
-    assert sample_patients(patients, labels, 1.0, seed=0).all()
+    np.testing.assert_array_equal(mask, sample_patients(patients, 0.1, seed=4, min_patients=8))
+    assert not np.array_equal(mask, sample_patients(patients, 0.1, seed=5, min_patients=8))
+    assert sample_patients(patients, 1.0, seed=0, min_patients=8).all()
 
 
 def test_sample_patients_has_a_floor() -> None:
     patients = np.arange(100).astype(str)
-    labels = np.tile([[0.0], [1.0]], (50, 1))
-    assert sample_patients(patients, labels, 0.01, seed=0, min_patients=8).sum() == 8
+    assert sample_patients(patients, 0.01, seed=0, min_patients=8).sum() == 8
+
+
+def test_sample_patients_is_not_conditioned_on_labels() -> None:
+    # a rare label: most 8-patient draws hold no positive, and the draw must not redraw for one
+    patients = np.arange(400).astype(str)
+    rare = np.zeros(400)
+    rare[:8] = 1.0
+    masks = [sample_patients(patients, 0.02, seed=s, min_patients=8) for s in range(50)]
+    with_positive = sum(bool(rare[m].any()) for m in masks)
+    # P(at least one of 8 positives among 8 of 400) is about 0.15: 50 draws give 2-16
+    assert 1 <= with_positive <= 20
+
+
+def test_probe_rows_report_the_draw_and_unscored_labels() -> None:
+    rng = np.random.default_rng(3)
+    n = 120
+    patients = np.array([f"p{i}" for i in range(n)])
+    y = np.zeros((n, 2))
+    y[:, 0] = rng.random(n) < 0.5
+    y[:3, 1] = 1.0  # three positives: a 10-patient draw usually misses them all
+    x = rng.normal(size=(n, 4)) + y[:, :1]
+    splits = {
+        s: {"image_features": x, "patient_key": patients, "study_key": patients}
+        for s in ("train", "val", "test")
+    }
+    labels = pd.DataFrame({"study_key": patients, "A": y[:, 0], "B": y[:, 1]})
+    settings = ProbeSettings(
+        fractions=(0.05, 1.0), seeds=(0, 1, 2), c_grid=(1.0,), min_patients=10, uncertain="ignore"
+    )
+    boot = BootstrapSettings(n_resamples=0, level=0.95, seed=0)
+    frame = results_frame(probe_rows("r", "m", splits, labels, ["A", "B"], settings, boot).rows)
+    small = frame[frame["label_fraction"] == 0.05].set_index(["seed", "metric"])["value"]
+    for seed in (0, 1, 2):
+        assert small[(seed, "train_patients")] == 10
+        assert small[(seed, "patient_fraction")] == pytest.approx(10 / n)
+        drawn = sample_patients(patients, 0.05, seed, 10)
+        expected_unscored = 0 if y[drawn, 1].any() else 1
+        assert small[(seed, "labels_unscored")] == expected_unscored
+        assert np.isnan(small[(seed, "auroc/B")]) == bool(expected_unscored)
+    assert small.xs("labels_unscored", level="metric").sum() >= 1  # the case is exercised
+    table = draws_markdown(frame, n_labels=2)
+    unscored = int(small.xs("labels_unscored", level="metric").sum())
+    assert f"| linear_probe | 0.05 | 10 | 0.083 | {unscored} of 6 (label, draw) pairs |" in table
+    assert "| linear_probe | 1 | 120 | 1.000 | 0 of 2 (label, draw) pairs |" in table
 
 
 def test_probe_separates_informative_features_and_not_noise() -> None:

@@ -162,9 +162,7 @@ def finetune_rows(
     train = splits["train"]
     for fraction in probe.fractions:
         for seed in settings.seeds:
-            mask = sample_patients(
-                train.patient_key, train.labels, fraction, seed, probe.min_patients
-            )
+            mask = sample_patients(train.patient_key, fraction, seed, probe.min_patients)
             subset = SplitImages(
                 train.cache_index[mask], train.patient_key[mask], train.labels[mask]
             )
@@ -188,7 +186,8 @@ def finetune_rows(
                     result,
                     splits["test"].labels,
                     label_names,
-                    int(mask.sum()),
+                    np.asarray(train.patient_key),
+                    mask,
                     weights,
                     boot,
                 )

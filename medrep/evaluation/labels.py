@@ -65,33 +65,21 @@ def study_targets(
 
 def sample_patients(
     patient_keys: Sequence[str] | np.ndarray,
-    labels: np.ndarray,
     fraction: float,
     seed: int,
-    min_patients: int = 8,
-    max_tries: int = 100,
+    min_patients: int,
 ) -> np.ndarray:
-    """Row mask of a random `fraction` of the patients (at least `min_patients`).
+    """Row mask of a random `fraction` of the patients (at least `min_patients`), one draw.
 
-    Sampling is by patient, so all of a patient's images come together. Draws are repeated (up to
-    `max_tries`) until every label column has both classes among the sampled rows, when the full
-    set has both, so that every label's probe can be trained; the seed makes the draw repeatable.
+    Sampling is by patient, so all of a patient's images come together, and it does not look at
+    the labels: a label whose sample holds one class is not scored for that draw (the probe
+    reports it, `labels_unscored`), rather than redrawing until every label has both classes,
+    which would condition the sample on the labels. The seed makes the draw repeatable.
     """
     keys = np.asarray(patient_keys)
     unique = np.unique(keys)
     if fraction >= 1.0:
         return np.ones(len(keys), dtype=bool)
     n = min(len(unique), max(min_patients, int(round(fraction * len(unique)))))
-    rng = np.random.default_rng(seed)
-    full_ok = [_both_classes(labels[:, j]) for j in range(labels.shape[1])]
-    mask = np.zeros(len(keys), dtype=bool)
-    for _ in range(max_tries):
-        mask = np.isin(keys, rng.choice(unique, size=n, replace=False))
-        if all(_both_classes(labels[mask, j]) or not full_ok[j] for j in range(labels.shape[1])):
-            return mask
-    return mask
-
-
-def _both_classes(column: np.ndarray) -> bool:
-    present = column[~np.isnan(column)]
-    return bool(present.size) and 0.0 in present and 1.0 in present
+    chosen = np.random.default_rng(seed).choice(unique, size=n, replace=False)
+    return np.isin(keys, chosen)

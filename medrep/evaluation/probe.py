@@ -123,19 +123,33 @@ def fraction_rows(
     result: ProbeResult,
     test_labels: np.ndarray,
     label_names: Sequence[str],
-    train_images: int,
+    train_patients: np.ndarray,
+    mask: np.ndarray,
     weights: np.ndarray | None,
     boot: BootstrapSettings,
 ) -> Evaluation:
-    """One model's rows at one label fraction and seed: AUROCs with intervals, `train_images`.
+    """One model's rows at one label fraction and seed: AUROCs with intervals, and the draw.
 
-    The macro AUROC replicates go under (method, task, fraction), for the claims.
+    The draw's rows: `train_images` and `train_patients` (what the model trained on),
+    `patient_fraction` (the share of the training split's patients actually drawn, beside the
+    nominal `label_fraction`: the `min_patients` floor raises small fractions) and
+    `labels_unscored` (labels without an AUROC, e.g. one class in the sample). The macro AUROC
+    replicates go under (method, task, fraction), for the claims.
+
+    Args:
+        train_patients: [N] patient key of every training-split row; `mask` [N] the drawn rows.
     """
     row = partial(ResultRow, run, method, task, label_fraction=float(fraction), seed=seed)
     rows, macro = auroc_rows(
         row, result.test_scores, test_labels, label_names, result.auroc, weights, boot
     )
-    rows.append(row(metric="train_images", value=float(train_images)))
+    drawn = len(np.unique(train_patients[mask]))
+    rows += [
+        row(metric="train_images", value=float(mask.sum())),
+        row(metric="train_patients", value=float(drawn)),
+        row(metric="patient_fraction", value=drawn / len(np.unique(train_patients))),
+        row(metric="labels_unscored", value=float(np.isnan(list(result.auroc.values())).sum())),
+    ]
     replicates = {} if macro is None else {(method, task, float(fraction)): [macro]}
     return Evaluation(rows=rows, replicates=replicates)
 
@@ -165,9 +179,8 @@ def probe_rows(
     for fraction in settings.fractions:
         seeds = settings.seeds[:1] if fraction >= 1.0 else settings.seeds
         for seed in seeds:
-            mask = sample_patients(
-                splits["train"]["patient_key"], y["train"], fraction, seed, settings.min_patients
-            )
+            patients = np.asarray(splits["train"]["patient_key"])
+            mask = sample_patients(patients, fraction, seed, settings.min_patients)
             result = linear_probe(
                 x["train"][mask],
                 y["train"][mask],
@@ -189,7 +202,8 @@ def probe_rows(
                     result,
                     y["test"],
                     label_names,
-                    int(mask.sum()),
+                    patients,
+                    mask,
                     weights,
                     boot,
                 )

@@ -127,6 +127,41 @@ def markdown_table(results: pd.DataFrame, metrics: Sequence[str] | None = None) 
     return "\n".join(lines) + "\n"
 
 
+DRAW_METRICS = ("train_patients", "patient_fraction", "labels_unscored")
+
+
+def draws_markdown(results: pd.DataFrame, n_labels: int) -> str:
+    """What the label fractions really were: per task and nominal fraction, the patients drawn,
+    the share of the training split's patients that is, and how many (label, draw) pairs could
+    not be scored (e.g. one class in the sample). Draws are the same for every method; "" when
+    no row says.
+    """
+    draws = results[results["metric"].isin(DRAW_METRICS)]
+    if draws.empty:
+        return ""
+    # one value per (task, fraction, seed, metric): every method draws the same patients
+    wide = draws.pivot_table(
+        index=["task", "label_fraction", "seed"], columns="metric", values="value", aggfunc="max"
+    ).reset_index()
+    lines = [
+        "| task | fraction | patients drawn | patient fraction | labels not scored |",
+        "|---|---|---|---|---|",
+    ]
+    for (task, fraction), group in wide.groupby(["task", "label_fraction"], sort=True):
+        patients = group["train_patients"]
+        span = (
+            f"{patients.min():.0f}"
+            if patients.nunique() == 1
+            else (f"{patients.min():.0f}-{patients.max():.0f}")
+        )
+        unscored = int(group["labels_unscored"].sum())
+        lines.append(
+            f"| {task} | {fraction:g} | {span} | {group['patient_fraction'].mean():.3f} | "
+            f"{unscored} of {n_labels * len(group)} (label, draw) pairs |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def level_text(level: float) -> str:
     """`0.95` -> `95%`."""
     return f"{100 * level:g}%"
@@ -152,10 +187,13 @@ def write_results(
     out_dir: str | Path,
     claims: pd.DataFrame | None,
     level: float,
+    n_labels: int,
 ) -> tuple[Path, Path]:
-    """Write results.csv (every row) and results.md (summary, then the claims) into `out_dir`.
+    """Write results.csv (every row) and results.md (summary, the draws, the claims) into
+    `out_dir`.
 
-    `level` is the bootstrap intervals' coverage, which the claims table's header names.
+    `level` is the bootstrap intervals' coverage, which the claims table's header names;
+    `n_labels` the number of evaluated labels (the draws table counts unscored pairs of them).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -163,6 +201,9 @@ def write_results(
     csv_path, md_path = out / "results.csv", out / "results.md"
     frame.to_csv(csv_path, index=False)
     text = markdown_table(frame)
+    draws = draws_markdown(frame, n_labels)
+    if draws:
+        text += "\n## Label fractions as drawn (by patient, the same for every method)\n\n" + draws
     if claims is not None and len(claims):
         claims.to_csv(out / "claims.csv", index=False)
         text += "\n## Claims (linear probe, macro AUROC, mean over seeds)\n\n"

@@ -36,6 +36,7 @@ from medrep.evaluation.results import (
     Evaluation,
     ResultRow,
     claims_markdown,
+    draws_markdown,
     markdown_table,
     write_results,
 )
@@ -454,7 +455,9 @@ def _evaluate(settings: EvaluationSettings, run: EvaluationRun) -> dict[str, Any
     )
     result.rows += rows
     level = settings.bootstrap.level
-    csv_path, md_path = write_results(result.rows, run.eval_dir, claims_table, level)
+    csv_path, md_path = write_results(
+        result.rows, run.eval_dir, claims_table, level, len(settings.label_names)
+    )
     frame = pd.read_csv(csv_path)
     plot = label_efficiency_plot(frame, run.eval_dir / PLOT_FILE, title=run.name)
     outputs: dict[str, Any] = {
@@ -487,11 +490,14 @@ def _evaluate(settings: EvaluationSettings, run: EvaluationRun) -> dict[str, Any
     return outputs
 
 
-def console_summary(run: EvaluationRun, level: float) -> str:
+def console_summary(run: EvaluationRun, level: float, n_labels: int) -> str:
     """The headline metrics and the claims of a finished evaluation, for a terminal."""
     frame = pd.read_csv(run.eval_dir / "results.csv")
     text = f"Results ({run.name}; every metric in {run.eval_dir / 'results.md'}):\n"
     text += markdown_table(frame, HEADLINE_METRICS)
+    draws = draws_markdown(frame, n_labels)
+    if draws:
+        text += f"Label fractions as drawn:\n{draws}"
     claims = run.eval_dir / "claims.csv"
     if claims.exists():
         table = claims_markdown(pd.read_csv(claims), level)
