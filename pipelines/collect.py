@@ -1,4 +1,5 @@
-"""Collect a sweep: every job's results.csv into one table (CSV, markdown) with the swept values.
+"""Collect a sweep: every job's results.csv into one table (CSV, markdown) with the swept values,
+and, for jobs that differ only in `seed`, the table and claims over pretraining seeds (seeds.md).
 
     python -m pipelines.collect outputs/multirun/demo/<stamp>
     python -m pipelines.collect outputs/multirun/demo/<stamp> --metrics macro_auroc P@10
@@ -33,6 +34,8 @@ class CollectSweep(Callback):
             log.warning("%s", exc)
             return
         print(f"sweep table: {paths['markdown']}", flush=True)
+        if "seeds" in paths:
+            print(f"over pretraining seeds: {paths['seeds']}", flush=True)
 
 
 def main() -> None:
@@ -49,6 +52,8 @@ def main() -> None:
     paths = collect_sweep(args.sweep_dir)
     if not args.metrics:
         print(paths["markdown"].read_text())
+        if "seeds" in paths:
+            print(paths["seeds"].read_text())
         return
     table = pd.read_csv(paths["csv"])
     # label methods with the swept values only where several jobs share a method name

@@ -50,6 +50,14 @@ def test_two_by_two_multirun_is_collected_into_one_table(tmp_path: Path) -> None
     # the sweep's label-efficiency curves, one line per method x setting (written only when the
     # table holds probe rows)
     assert (sweep / "sweep_label_efficiency.png").read_bytes()[:4] == b"\x89PNG"
+    # jobs differing only in `seed` are combined over seeds: one section per temperature
+    seeds = (sweep / "seeds.md").read_text()
+    assert seeds.count("2 pretraining seeds (0, 1)") == 2
+    assert "loss.temperature=0.1" in seeds and "loss.temperature=0.2" in seeds
+    claims = pd.read_csv(sweep / "seed_claims.csv")
+    assert set(claims["group"]) == {"loss.temperature=0.1", "loss.temperature=0.2"}
+    assert claims["seed_sd"].notna().all() and claims["verdict"].notna().all()
+    assert "over pretraining seeds" in proc.stdout
     # the four jobs shared one ingestion folder
     assert len(list((tmp_path / "outputs" / "ingest").iterdir())) == 1
 

@@ -10,6 +10,8 @@ paired.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -49,6 +51,14 @@ def cluster_weights(
     n = len(unique)
     counts = rng.multinomial(n, np.full(n, 1.0 / n), size=n_resamples)  # [B, G]
     return counts[:, inverse]
+
+
+def resampling_id(groups: Sequence[str] | np.ndarray, boot: BootstrapSettings) -> str:
+    """An id of the resamples `cluster_weights` draws for these units and settings: equal ids,
+    identical replicates (what lets runs' replicates pair up)."""
+    units = sorted({str(g) for g in np.asarray(groups).tolist()})
+    text = json.dumps({"units": units, "n": boot.n_resamples, "seed": boot.seed})
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
 def weighted_auroc(

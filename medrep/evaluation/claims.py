@@ -89,28 +89,50 @@ def verdict(
     return "not shown", lower, upper
 
 
-def claim_rows(
-    run: str,
-    claims: Sequence[Claim],
-    evaluation: Evaluation,
-    boot: BootstrapSettings,
-    margin: float,
-    task: str = "linear_probe",
-) -> tuple[list[ResultRow], pd.DataFrame]:
-    """Judge claims on the macro AUROC averaged over probe seeds.
+# a (method, label fraction) cell of the probe table
+Cell = tuple[str, float]
 
-    The difference left - right is a point estimate with paired bootstrap replicates; its
-    one-sided bounds at `boot.level` decide the verdict (module docstring). `margin` is the
-    non-inferiority margin of `>=` claims (AUROC points; 0 judges `>=` like `>`). Claims naming
-    a method or fraction that was not evaluated are skipped.
+
+def judge_claims(
+    claims: Sequence[Claim],
+    point: Mapping[Cell, float],
+    replicates: Mapping[Cell, np.ndarray],
+    level: float,
+    margin: float,
+) -> pd.DataFrame:
+    """The claims table from each cell's point estimate and its (paired) bootstrap replicates.
+
+    The difference left - right is judged on its replicates' one-sided bounds at `level` (module
+    docstring); `margin` is the non-inferiority margin of `>=` claims (AUROC points; 0 judges
+    `>=` like `>`). A claim naming a cell that is not in `point` is skipped; without replicates
+    for both cells its verdict is `no interval`.
 
     Returns:
-        (rows of task `claim` with the two-sided interval, a table with one line per claim: the
-        sides, the difference, its one-sided lower `bound` and `upper` bound, the `threshold`
-        and the `verdict`).
+        one line per claim: the sides, the difference, its one-sided lower `bound` and `upper`
+        bound, the `threshold` and the `verdict` (CLAIM_COLUMNS).
     """
     if margin < 0:
         raise ValueError(f"the non-inferiority margin must be >= 0, got {margin}")
+    table = []
+    for claim in claims:
+        left_cell = (claim.left, claim.left_fraction)
+        right_cell = (claim.right, claim.right_fraction)
+        if left_cell not in point or right_cell not in point:
+            continue
+        left, right = point[left_cell], point[right_cell]
+        diff = None
+        if left_cell in replicates and right_cell in replicates:
+            diff = replicates[left_cell] - replicates[right_cell]
+        threshold = 0.0 - margin if claim.relation == ">=" else 0.0  # no "-0.0" in the table
+        judged, lower, upper = verdict(diff, threshold, level)
+        table.append([claim.text, left, right, left - right, lower, upper, threshold, judged])
+    return pd.DataFrame(table, columns=CLAIM_COLUMNS)
+
+
+def probe_cells(
+    evaluation: Evaluation, task: str = "linear_probe"
+) -> tuple[dict[Cell, float], dict[Cell, np.ndarray]]:
+    """Each (method, fraction) cell's macro AUROC and macro replicates, means over probe seeds."""
     macro = pd.DataFrame(
         [
             (r.method, r.label_fraction, r.value)
@@ -119,31 +141,51 @@ def claim_rows(
         ],
         columns=["method", "fraction", "value"],
     )
-    point = macro.groupby(["method", "fraction"])["value"].mean()
-    rows, table = [], []
-    for claim in claims:
-        keys = [(claim.left, claim.left_fraction), (claim.right, claim.right_fraction)]
-        if not all(k in point.index for k in keys):
-            continue
-        left, right = (float(point.loc[k]) for k in keys)
-        reps = [evaluation.replicates.get((m, task, f)) for m, f in keys]
-        diff_rep = None
-        if all(reps):
-            diff_rep = np.mean(reps[0], axis=0) - np.mean(reps[1], axis=0)  # type: ignore[arg-type]
-        ci = interval(diff_rep, boot) if diff_rep is not None else {}
-        threshold = 0.0 - margin if claim.relation == ">=" else 0.0  # no "-0.0" in the table
-        judged, lower, upper = verdict(diff_rep, threshold, boot.level)
+    point = {
+        (str(m), float(f)): float(v)
+        for (m, f), v in macro.groupby(["method", "fraction"])["value"].mean().items()
+    }
+    replicates = {
+        (m, f): np.mean(reps, axis=0)
+        for (m, kind, f), reps in evaluation.replicates.items()
+        if kind == task and reps
+    }
+    return point, replicates
+
+
+def claim_rows(
+    run: str,
+    claims: Sequence[Claim],
+    evaluation: Evaluation,
+    boot: BootstrapSettings,
+    margin: float,
+    task: str = "linear_probe",
+) -> tuple[list[ResultRow], pd.DataFrame]:
+    """Judge claims on the macro AUROC averaged over probe seeds (`judge_claims`).
+
+    Returns:
+        (rows of task `claim` with the two-sided interval, the claims table).
+    """
+    point, replicates = probe_cells(evaluation, task)
+    table = judge_claims(claims, point, replicates, boot.level, margin)
+    by_text = {c.text: c for c in claims}
+    rows = []
+    for line in table.itertuples(index=False):
+        claim = by_text[line.claim]
+        cells = [(claim.left, claim.left_fraction), (claim.right, claim.right_fraction)]
+        ci = {}
+        if all(c in replicates for c in cells):
+            ci = interval(replicates[cells[0]] - replicates[cells[1]], boot)
         rows.append(
             ResultRow(
                 run,
                 claim.left,
                 "claim",
                 claim.text,
-                left - right,
+                float(line.difference),
                 label_fraction=claim.left_fraction,
                 ci_low=ci.get("ci_low", np.nan),
                 ci_high=ci.get("ci_high", np.nan),
             )
         )
-        table.append([claim.text, left, right, left - right, lower, upper, threshold, judged])
-    return rows, pd.DataFrame(table, columns=CLAIM_COLUMNS)
+    return rows, table

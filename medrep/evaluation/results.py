@@ -168,17 +168,22 @@ def level_text(level: float) -> str:
 
 
 def claims_markdown(claims: pd.DataFrame, level: float) -> str:
-    """The claims table: both sides, the difference, its one-sided bound, the verdict."""
+    """The claims table: both sides, the difference, its one-sided bound, the verdict (and,
+    for claims over pretraining seeds, the seed spread of the difference)."""
+    spread = "seed_sd" in claims.columns
     lines = [
         f"| claim | left | right | difference | one-sided {level_text(level)} bounds "
-        "| threshold | verdict |",
-        "|---|---|---|---|---|---|---|",
+        f"| threshold | verdict |{' seed spread: sd [min, max] |' if spread else ''}",
+        "|---|---|---|---|---|---|---|" + ("---|" if spread else ""),
     ]
     for c in claims.itertuples(index=False):
-        lines.append(
+        line = (
             f"| {c.claim} | {c.left:.3f} | {c.right:.3f} | {c.difference:+.3f} | "
             f"[{c.bound:+.3f}, {c.upper:+.3f}] | {c.threshold:+.3f} | {c.verdict} |"
         )
+        if spread:
+            line += f" {c.seed_sd:.3f} [{c.seed_min:+.3f}, {c.seed_max:+.3f}] |"
+        lines.append(line)
     return "\n".join(lines) + "\n"
 
 

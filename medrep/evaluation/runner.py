@@ -24,8 +24,8 @@ from medrep.data.cache import ImageCache
 from medrep.data.datamodule import load_ingested, paired_rows
 from medrep.data.ingest import LABELS_NAME
 from medrep.data.transforms import AugmentConfig, eval_transform, train_transform
-from medrep.evaluation.bootstrap import BootstrapSettings
-from medrep.evaluation.claims import claim_rows, parse_claims
+from medrep.evaluation.bootstrap import BootstrapSettings, resampling_id
+from medrep.evaluation.claims import claim_rows, parse_claims, probe_cells
 from medrep.evaluation.embeddings import load_embeddings
 from medrep.evaluation.export import SPLITS
 from medrep.evaluation.finetune import FinetuneSettings, SplitImages, finetune_rows
@@ -47,6 +47,7 @@ from medrep.evaluation.retrieval_rows import (
     paired_rows_metrics,
     precision_rows,
 )
+from medrep.evaluation.seeds import CELLS_FILE, RunCells, write_cells
 from medrep.evaluation.zeroshot import prompts_in_texts, zero_shot_rows
 from medrep.models.serialization import has_encoder, load_encoder
 
@@ -438,12 +439,14 @@ def _evaluate(settings: EvaluationSettings, run: EvaluationRun) -> dict[str, Any
     study_texts = dict(zip(reports["study_key"], reports["text"], strict=True))
     result = Evaluation()
     lists: RetrievalLists | None = None
+    resampling = ""
     for n, method in enumerate(run.methods):
         splits = load_splits(run.embeddings_dir / method, method)
         if n == 0:
             lists = resolve_lists(
                 settings.retrieval.lists, manifest, set(_stack(splits, "image_key"))
             )
+            resampling = resampling_id(splits["test"]["patient_key"], settings.bootstrap)
         result.extend(evaluate_method(settings, run, method, splits, labels, study_texts, lists))
     if settings.finetune.enabled:
         result.extend(finetune_methods(settings, run, manifest, reports, cache, labels))
@@ -455,6 +458,16 @@ def _evaluate(settings: EvaluationSettings, run: EvaluationRun) -> dict[str, Any
     )
     result.rows += rows
     level = settings.bootstrap.level
+    point, replicates = probe_cells(result)
+    cells = RunCells(
+        point,
+        replicates,
+        [c.text for c in claims],
+        level,
+        settings.claim_margin,
+        resampling,
+    )
+    write_cells(run.eval_dir / CELLS_FILE, cells)
     csv_path, md_path = write_results(
         result.rows, run.eval_dir, claims_table, level, len(settings.label_names)
     )

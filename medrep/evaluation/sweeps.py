@@ -7,7 +7,8 @@ files; it does not need Hydra.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -15,6 +16,9 @@ import yaml
 
 from medrep.evaluation.plots import label_efficiency_plot
 from medrep.evaluation.results import markdown_table
+from medrep.evaluation.seeds import cells_from_dir, seed_claims, seeds_markdown
+
+log = logging.getLogger(__name__)
 
 RESULTS = Path("eval") / "results.csv"
 
@@ -42,11 +46,57 @@ def swept_columns(table: pd.DataFrame) -> list[str]:
     return list(table.columns[1 : table.columns.get_loc("run")])
 
 
+def seed_groups(overrides: Mapping[str, Mapping[str, str]]) -> dict[str, list[str]]:
+    """Jobs that differ only in `seed`: a title naming the other swept values (`key=value`,
+    only keys whose value varies across the sweep) -> the jobs, for groups of at least two jobs
+    with distinct seeds."""
+    keys = sorted({k for o in overrides.values() for k in o} - {"seed"})
+    varying = [k for k in keys if len({o.get(k) for o in overrides.values()}) > 1]
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for job, values in overrides.items():
+        if "seed" in values:
+            groups.setdefault(tuple(values.get(k, "") for k in keys), []).append(job)
+    titles = {}
+    for settings, jobs in groups.items():
+        if len({overrides[j]["seed"] for j in jobs}) == len(jobs) >= 2:
+            named = dict(zip(keys, settings, strict=True))
+            title = ", ".join(f"{k}={named[k]}" for k in varying) or "(all jobs)"
+            titles[title] = jobs
+    return titles
+
+
+def collect_seeds(
+    sweep_dir: Path, overrides: Mapping[str, Mapping[str, str]], table: pd.DataFrame
+) -> dict[str, Path]:
+    """`seeds.md` and `seed_claims.csv` for every group of jobs differing only in `seed`
+    (`medrep.evaluation.seeds`); {} when there is none. A group with a job evaluated before
+    `cells.npz` existed is skipped with a warning."""
+    texts, claims = [], []
+    for title, jobs in seed_groups(overrides).items():
+        runs = [cells_from_dir(sweep_dir / j / RESULTS.parent) for j in jobs]
+        if any(r is None for r in runs):
+            log.warning(
+                "seeds of %s not combined: a job has no eval/cells.npz (re-run evaluate)", title
+            )
+            continue
+        frames = {int(overrides[j]["seed"]): table[table["job"] == j] for j in jobs}
+        found = [r for r in runs if r is not None]
+        texts.append(seeds_markdown(title, frames, found))
+        claims.append(seed_claims(found).assign(group=title))
+    if not texts:
+        return {}
+    md_path, csv_path = sweep_dir / "seeds.md", sweep_dir / "seed_claims.csv"
+    md_path.write_text(f"# Sweep {sweep_dir.name} over pretraining seeds\n\n" + "\n".join(texts))
+    pd.concat(claims, ignore_index=True).to_csv(csv_path, index=False)
+    return {"seeds": md_path, "seed_claims": csv_path}
+
+
 def collect_sweep(sweep_dir: str | Path) -> dict[str, Path]:
     """Write `sweep_results.csv`, `sweep_results.md` and `sweep_label_efficiency.png`.
 
     Each row of a job's results gets the job number and one column per overridden key whose
-    value varies across the sweep, so the table says which setting produced which number.
+    value varies across the sweep, so the table says which setting produced which number. Jobs
+    that differ only in `seed` are also combined over seeds (`collect_seeds`: `seeds.md`).
 
     Raises:
         FileNotFoundError: no job of the sweep wrote results.
@@ -82,4 +132,5 @@ def collect_sweep(sweep_dir: str | Path) -> dict[str, Path]:
     )
     if plot is not None:
         paths["plot"] = plot
+    paths.update(collect_seeds(sweep_dir, overrides, table))
     return paths
