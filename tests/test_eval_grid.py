@@ -23,9 +23,10 @@ def grid_run(tmp_path_factory: pytest.TempPathFactory, tiny_world: IngestedWorld
     from pipelines.pretrain import run_pretrain
 
     root = tmp_path_factory.mktemp("grid")
-    # a local weights file: the random-init encoder the export stage will write (deterministic
-    # from the seed), named before it exists so that one run exercises the weights baseline
-    weights = root / "run" / "embeddings" / "random_init" / "encoder.pt"
+    # a local weights file: the pretrained encoder the export stage will write, named before it
+    # exists so that one run exercises the weights baseline. Not random init's: a loader that
+    # ignored the file would rebuild random init from the seed and pass a comparison with it.
+    weights = root / "run" / "embeddings" / "convirt" / "encoder.pt"
     cfg = compose_config(
         root,
         [
@@ -77,9 +78,12 @@ def test_grid_weights_baseline_reproduces_the_named_encoder(grid_run) -> None:
     cfg, _ = grid_run
     root = Path(cfg.paths.embeddings_dir)
     copied = load_embeddings(root / "copied" / "test.npz")
-    source = load_embeddings(root / "random_init" / "test.npz")
+    source = load_embeddings(root / "convirt" / "test.npz")
     np.testing.assert_array_equal(copied["image_key"], source["image_key"])
     np.testing.assert_allclose(copied["image_features"], source["image_features"], atol=1e-6)
+    # the file's weights, not a fresh encoder: random init's features differ from them
+    fresh = load_embeddings(root / "random_init" / "test.npz")
+    assert not np.allclose(copied["image_features"], fresh["image_features"], atol=1e-3)
     simclr = load_embeddings(root / "simclr" / "test.npz")
     assert not np.allclose(simclr["image_features"], source["image_features"])
 
