@@ -1,10 +1,10 @@
 """A test that fails when pretraining learns nothing (issue 14).
 
 The demo's recipe (`model=convirt_cpu`, `loss=convirt`, the pretrained MiniLM text tower) on a
-small, easy synthetic world (300 patients, difficulty 0, 32 px, 20 epochs; 7 minutes on 2 cores
-shared with another job, less alone): the validation loss must fall, and the pretrained encoder's linear probe
-at 100% of the labels must beat the random-init encoder's, judged one-sided on the paired
-bootstrap like the demo's claims. The test split is large (40% of the patients) so that the
+small, easy synthetic world (300 patients, difficulty 0, 32 px, 20 epochs; 7 minutes on 2
+cores shared with another job, less alone): the validation loss must fall, and the pretrained
+encoder's linear probe at 100% of the labels must beat the random-init encoder's, judged
+one-sided on the paired bootstrap like the demo's claims. The test split is large (40% of the patients) so that the
 interval is tight; training sees only the training split, so this costs little.
 
 Checked by hand on 2026-12-07 (`pytest tests/test_learning.py -p constloss`, a plugin replacing
