@@ -46,11 +46,16 @@ def swept_columns(table: pd.DataFrame) -> list[str]:
     return list(table.columns[1 : table.columns.get_loc("run")])
 
 
+# overrides that do not change what a job computes: jobs differing in them still group
+RUN_ONLY_KEYS = frozenset({"threads", "rerun", "stages"})
+
+
 def seed_groups(overrides: Mapping[str, Mapping[str, str]]) -> dict[str, list[str]]:
     """Jobs that differ only in `seed`: a title naming the other swept values (`key=value`,
     only keys whose value varies across the sweep) -> the jobs, for groups of at least two jobs
-    with distinct seeds."""
-    keys = sorted({k for o in overrides.values() for k in o} - {"seed"})
+    with distinct seeds. RUN_ONLY_KEYS (threads, rerun, stages: e.g. a job re-evaluated by
+    hand) do not separate jobs."""
+    keys = sorted({k for o in overrides.values() for k in o} - {"seed"} - RUN_ONLY_KEYS)
     varying = [k for k in keys if len({o.get(k) for o in overrides.values()}) > 1]
     groups: dict[tuple[str, ...], list[str]] = {}
     for job, values in overrides.items():
