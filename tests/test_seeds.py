@@ -128,3 +128,6 @@ def test_seed_groups_join_jobs_that_differ_only_in_seed() -> None:
         "loss.temperature=0.2": ["2", "3"],
     }
     assert seed_groups({"0": {"seed": "0"}, "1": {"seed": "1"}}) == {"(all jobs)": ["0", "1"]}
+    # a job re-evaluated by hand (other threads, rerun=true) still belongs to its group
+    rerun = {"0": {"seed": "0", "threads": "1"}, "1": {"seed": "1", "rerun": "true"}}
+    assert seed_groups(rerun) == {"(all jobs)": ["0", "1"]}
