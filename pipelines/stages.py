@@ -45,6 +45,12 @@ STAGE_CONFIG: dict[str, tuple[str, ...]] = {
     # seed and data.augment: fine-tuning's initialisation and transforms
     "evaluate": ("eval", "method", "run_name", "seed", "data.augment"),
 }
+# The version of what each stage computes and writes, part of its key. The key hashes config
+# and inputs, not code: bump a stage's version when a change of its code changes its outputs
+# (a new file, other numbers for the same inputs), so that folders written before are not
+# reused. evaluate 2: eval/cells.npz, prompts counted, label draws not conditioned on labels
+# (2026-12-07).
+STAGE_VERSIONS: dict[str, int] = {"pretrain": 1, "export": 1, "evaluate": 2}
 # the files each stage consumes, relative to the config's paths (globs allowed)
 _MANIFEST, _CACHE = ("ingest_dir", "manifest.parquet"), ("ingest_dir", "cache/cache_meta.json")
 _REPORTS = ("ingest_dir", "reports.parquet")
@@ -76,7 +82,9 @@ def stage_key(stage: str, cfg: DictConfig) -> str | None:
         for path in matches:
             files[f"{dir_key}/{path.relative_to(root)}"] = file_hash(path)
     payload = json.dumps(
-        {"stage": stage, "config": config, "files": files}, sort_keys=True, default=str
+        {"stage": stage, "version": STAGE_VERSIONS[stage], "config": config, "files": files},
+        sort_keys=True,
+        default=str,
     )
     return hashlib.sha256(payload.encode()).hexdigest()
 

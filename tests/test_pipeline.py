@@ -246,3 +246,21 @@ def test_restore_best_loads_the_monitored_checkpoint(tmp_path: Path) -> None:
     assert restore_best(trainer, module) == 4  # type: ignore[arg-type]
     assert torch.equal(module.weight, best.weight)
     assert restore_best(SimpleNamespace(checkpoint_callbacks=[unmonitored]), module) is None  # type: ignore[arg-type]
+
+
+def test_stage_key_changes_with_the_stages_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stage whose code changed its outputs bumps STAGE_VERSIONS: folders written before are
+    not reused (the key hashes config and inputs, not code)."""
+    from pipelines import stages
+
+    cfg = compose_config(tmp_path)
+    ingest = Path(cfg.paths.ingest_dir)
+    (ingest / "cache").mkdir(parents=True)
+    for name in ("manifest.parquet", "reports.parquet", "cache/cache_meta.json"):
+        (ingest / name).write_text(name)
+    before = stages.stage_key("pretrain", cfg)
+    assert before is not None and stages.stage_key("pretrain", cfg) == before
+    monkeypatch.setitem(stages.STAGE_VERSIONS, "pretrain", stages.STAGE_VERSIONS["pretrain"] + 1)
+    assert stages.stage_key("pretrain", cfg) != before
