@@ -66,7 +66,7 @@ def write_cells(path: str | Path, cells: RunCells) -> Path:
         "level": cells.level,
         "margin": cells.margin,
         "resampling": cells.resampling,
-        "point": [[*json.loads(_key(c)), v] for c, v in cells.point.items()],
+        "point": [[m, f, v] for (m, f), v in cells.point.items()],
     }
     arrays: dict[str, Any] = {
         f"rep{i}": cells.replicates[c] for i, c in enumerate(cells.replicates)
