@@ -4,6 +4,7 @@ written)."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +13,8 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from medrep.data.augment import prepare_images
 from medrep.data.datamodule import load_ingested
-from medrep.data.transforms import eval_transform
 from medrep.evaluation.embeddings import encode_texts
 from medrep.evaluation.export import (
     ImageExporter,
@@ -36,11 +37,13 @@ def image_exporter(cfg: DictConfig, model_cfg: DictConfig, meta: dict[str, Any])
     """Exports with the pretraining's deterministic transform, into the run's embeddings."""
     manifest, reports, cache = load_ingested(cfg.paths.ingest_dir)
     augment = model_cfg.data.augment
-    transform = eval_transform(int(augment.size), float(augment.mean), float(augment.std))
+    prepare = partial(
+        prepare_images, size=int(augment.size), mean=float(augment.mean), std=float(augment.std)
+    )
     out_root = Path(cfg.paths.embeddings_dir)
     meta = {**meta, "image_size": int(augment.size)}
     return ImageExporter(
-        manifest, reports, cache, transform, out_root, int(cfg.eval.batch_size), meta
+        manifest, reports, cache, prepare, out_root, int(cfg.eval.batch_size), meta
     )
 
 

@@ -49,8 +49,9 @@ STAGE_CONFIG: dict[str, tuple[str, ...]] = {
 # and inputs, not code: bump a stage's version when a change of its code changes its outputs
 # (a new file, other numbers for the same inputs), so that folders written before are not
 # reused. evaluate 2: eval/cells.npz, prompts counted, label draws not conditioned on labels
-# (2026-12-07).
-STAGE_VERSIONS: dict[str, int] = {"pretrain": 1, "export": 1, "evaluate": 2}
+# (2026-12-07). pretrain 2 and evaluate 3: augmentation batched on the device, its parameters
+# drawn per item (other draws than the MONAI per-image path; the fine-tuning's too) (2026-12-07).
+STAGE_VERSIONS: dict[str, int] = {"pretrain": 2, "export": 1, "evaluate": 3}
 # the files each stage consumes, relative to the config's paths (globs allowed)
 _MANIFEST, _CACHE = ("ingest_dir", "manifest.parquet"), ("ingest_dir", "cache/cache_meta.json")
 _REPORTS = ("ingest_dir", "reports.parquet")

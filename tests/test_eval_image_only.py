@@ -126,7 +126,8 @@ def make_cache(tmp_path: Path, n: int, rng: np.random.Generator) -> tuple[object
 
 @pytest.mark.slow
 def test_finetuning_learns_a_visible_finding_from_few_labels(tmp_path: Path) -> None:
-    from medrep.data.transforms import eval_transform
+    from medrep.data.augment import BatchImages
+    from medrep.data.transforms import AugmentConfig
     from medrep.evaluation.bootstrap import BootstrapSettings
     from medrep.evaluation.finetune import FinetuneSettings, SplitImages, finetune_rows
     from medrep.evaluation.probe import ProbeSettings
@@ -143,7 +144,17 @@ def test_finetuning_learns_a_visible_finding_from_few_labels(tmp_path: Path) -> 
             ("test", slice(130, 160)),
         )
     }
-    transform = eval_transform(16)
+    images = BatchImages(
+        AugmentConfig(
+            size=16,
+            crop_area=(1.0, 1.0),
+            flip_prob=0.0,
+            affine_prob=0.0,
+            brightness=(1.0, 1.0),
+            contrast=(1.0, 1.0),
+            blur_prob=0.0,
+        )
+    )
     torch.manual_seed(0)
     out = finetune_rows(
         "r",
@@ -165,8 +176,7 @@ def test_finetuning_learns_a_visible_finding_from_few_labels(tmp_path: Path) -> 
             weight_decay=1e-6,
             eval_every=10,
         ),
-        transform,
-        transform,
+        images,
         BootstrapSettings(n_resamples=1000, level=0.95, seed=0),
     )
     rows = {(r.metric, r.label_fraction): r for r in out.rows}

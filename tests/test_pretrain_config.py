@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -42,7 +43,7 @@ def test_convirt_config_is_the_papers_recipe(tmp_path: Path) -> None:
 def test_convirt_config_builds_resnet50_and_bert_with_512d_heads(tmp_path: Path) -> None:
     from hydra.utils import instantiate
 
-    from medrep.data.transforms import train_transform
+    from medrep.data.augment import BatchImages
     from medrep.pretrained import load_tokenizer
     from pipelines.training import build_module
 
@@ -54,7 +55,10 @@ def test_convirt_config_builds_resnet50_and_bert_with_512d_heads(tmp_path: Path)
         assert kinds == ["Linear", "ReLU", "Linear"] and head.net[-1].out_features == 512
     # embeddings and the 6 lowest layers frozen (the MiniLM default has exactly 6)
     assert not any(p.requires_grad for p in module.text_encoder.model.embeddings.parameters())
-    image = train_transform(instantiate(cfg.data.augment))(torch.rand(1, 224, 224))
+    images = BatchImages(instantiate(cfg.data.augment))
+    stored = torch.randint(0, 256, (1, 1, 256, 256), dtype=torch.uint8)
+    params = torch.from_numpy(images.draw(np.random.default_rng(0), 256, 256))[None]
+    image = images.augment(stored, params)[0]
     assert image.shape == (1, 224, 224)
     tokens = load_tokenizer(cfg.model.module.text_encoder.model_path)(
         ["Small left effusion.", "No pneumothorax."], padding=True, return_tensors="pt"

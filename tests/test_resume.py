@@ -8,6 +8,7 @@ uninterrupted run. A non-finite loss stops the run and leaves the last good chec
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -87,8 +88,9 @@ def test_items_are_a_function_of_their_key_alone(tiny_world: IngestedWorld) -> N
     dataset[(5, 99)]
     b = dataset[(3, 1234)]
     c = dataset[(3, 4321)]
-    assert torch.equal(a["image"], b["image"]) and a["text"] == b["text"]
-    assert not torch.equal(a["image"], c["image"])
+    assert torch.equal(a["augment"], b["augment"]) and a["text"] == b["text"]
+    assert torch.equal(a["image"], c["image"])  # stored as cached; the device augments
+    assert not torch.equal(a["augment"], c["augment"])
 
 
 def test_the_datamodule_resumes_where_its_checkpoint_says(tiny_world: IngestedWorld) -> None:
@@ -122,6 +124,35 @@ class KillAt(L.Callback):
     def on_train_batch_start(self, trainer: L.Trainer, *args: object) -> None:
         if trainer.global_step == self.step:
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+class RecordBatches(L.Callback):
+    """Appends each training step's global step and a digest of its model inputs (the images as
+    augmented on the device, and the tokens) to a JSON-lines file."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: dict, batch_idx: int
+    ) -> None:
+        digest = hashlib.sha256(batch["image"].detach().cpu().numpy().tobytes())
+        digest.update(batch["input_ids"].cpu().numpy().tobytes())
+        with open(self.path, "a") as fh:
+            fh.write(json.dumps({"step": trainer.global_step, "digest": digest.hexdigest()}) + "\n")
+
+
+def recorded(path: Path) -> list[tuple[int, str]]:
+    """(step, digest) in the order recorded (a step redone after a kill appears again)."""
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    return [(row["step"], row["digest"]) for row in rows]
+
+
+def recorder(path: Path) -> list[str]:
+    return [
+        f"+callbacks.recorder._target_={__name__}.RecordBatches",
+        f"+callbacks.recorder.path={path}",
+    ]
 
 
 RESUME_STEPS = 3  # a last.ckpt every 3 steps; 8 steps per epoch (64 training images / 8)
@@ -159,7 +190,13 @@ def final_state(root: Path, run: str) -> dict:
 
 @pytest.mark.slow
 def test_a_killed_run_resumes_to_the_same_end(tiny_root: Path, tiny_world: IngestedWorld) -> None:
-    unbroken = run_command(pretrain_command(tiny_root, tiny_world, "unbroken"))
+    unbroken_log, killed_log = (
+        tiny_root / "unbroken_batches.jsonl",
+        tiny_root / "killed_batches.jsonl",
+    )
+    unbroken = run_command(
+        pretrain_command(tiny_root, tiny_world, "unbroken", *recorder(unbroken_log))
+    )
     assert unbroken.returncode == 0, unbroken.stderr[-3000:]
 
     # killed as epoch 1 starts (last.ckpt: the end of epoch 0, after validation), then in the
@@ -171,15 +208,28 @@ def test_a_killed_run_resumes_to_the_same_end(tiny_root: Path, tiny_world: Inges
             f"+callbacks.killer._target_={__name__}.KillAt",
             f"+callbacks.killer.step={kill_at}",
         ]
-        proc = run_command(pretrain_command(tiny_root, tiny_world, "killed", *killer))
+        proc = run_command(
+            pretrain_command(tiny_root, tiny_world, "killed", *killer, *recorder(killed_log))
+        )
         assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
         state = torch.load(ckpt, weights_only=True)  # tensors and plain values only
         assert state["global_step"] == saved_at
         assert state["PairedDataModule"]["steps_done"] == saved_at - 8 * state["epoch"]
     assert not (tiny_root / "killed" / "pretrain" / "model.pt").exists()
-    resumed = run_command(pretrain_command(tiny_root, tiny_world, "killed"))
+    resumed = run_command(pretrain_command(tiny_root, tiny_world, "killed", *recorder(killed_log)))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming from" in resumed.stderr
+
+    # every step of the killed and resumed runs trained on the same augmented images and
+    # sentences as the unbroken run's step, the steps right after each mid-epoch kill included
+    unbroken_batches = dict(recorded(unbroken_log))
+    assert sorted(unbroken_batches) == list(range(16))
+    assert len(set(unbroken_batches.values())) == 16
+    killed_batches = recorded(killed_log)
+    assert {step for step, _ in killed_batches} == set(range(16))
+    assert len(killed_batches) > 16  # steps redone after the kills
+    for step, digest in killed_batches:
+        assert digest == unbroken_batches[step], f"step {step}"
 
     a, b = final_state(tiny_root, "unbroken"), final_state(tiny_root, "killed")
     assert a["metrics"]["steps"] == b["metrics"]["steps"] == 16

@@ -134,6 +134,10 @@ class ImageCache:
     def size(self) -> int:
         return int(self.array.shape[-1])
 
+    def stored(self, index: int) -> np.ndarray:
+        """[size, size] as stored (the cache's integer type), copied out of the map."""
+        return np.array(self.array[index])
+
     def image(self, index: int) -> np.ndarray:
         """float32 [size, size] in [0, 1]."""
         return dequantize(np.asarray(self.array[index]))

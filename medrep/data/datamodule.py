@@ -13,11 +13,12 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from medrep.data.augment import AUGMENT_KEY, BatchImages, item_params, process_rng
 from medrep.data.cache import ImageCache, frame_hash
 from medrep.data.ingest import CACHE_DIR, MANIFEST_NAME, REPORTS_NAME
 from medrep.data.reports import text_id
 from medrep.data.sampling import ItemKey, ResumableSampler
-from medrep.data.transforms import AugmentConfig, ImageTransform, eval_transform, train_transform
+from medrep.data.transforms import AugmentConfig
 from medrep.pretrained import load_tokenizer
 
 TEXT_VIEWS = ("random_sentence", "fixed_sentence", "full_text")
@@ -44,20 +45,31 @@ def paired_rows(manifest: pd.DataFrame, reports: pd.DataFrame, split: str | None
     return joined.sort_values("image_key").reset_index(drop=True)
 
 
+def split_key(key: int | ItemKey) -> tuple[int, int | None]:
+    """(index, item seed or None) of a dataset key: a plain index, or `ResumableSampler`'s."""
+    return (key, None) if isinstance(key, int) else key
+
+
+def stored_image(cache: ImageCache, slot: int) -> torch.Tensor:
+    """A cached image as stored: [1, S, S] in the cache's integer type (the device converts)."""
+    return torch.from_numpy(cache.stored(slot))[None]
+
+
 class PairedImageTextDataset(Dataset):
-    """One item per image: the cached image and one text view of its study's report.
+    """One item per image: the cached image, as stored, and one text view of its study's report.
 
     Args:
         cache: the image cache.
         rows: `paired_rows(...)` output (needs cache_index, sentences, text).
-        transform: image transform ([1, H, W] -> [1, S, S]).
+        augment: draws each item's augmentation parameters (applied per batch on the device,
+            `medrep.data.augment`); None for deterministic items (validation).
         text_view: `random_sentence` (ConVIRT: a new sentence every step), `fixed_sentence`
             (one sentence per item chosen by a hash of its key, for stable validation) or
             `full_text` (the chosen sections joined).
     """
 
     def __init__(
-        self, cache: ImageCache, rows: pd.DataFrame, transform: ImageTransform, text_view: str
+        self, cache: ImageCache, rows: pd.DataFrame, augment: BatchImages | None, text_view: str
     ) -> None:
         if text_view not in TEXT_VIEWS:
             raise ValueError(f"text_view must be one of {TEXT_VIEWS}, got {text_view!r}")
@@ -66,7 +78,7 @@ class PairedImageTextDataset(Dataset):
         self.sentences: list[list[str]] = [list(s) for s in rows["sentences"]]
         self.texts: list[str] = list(rows["text"])
         self.keys: list[str] = list(rows["image_key"])
-        self.transform = transform
+        self.augment = augment
         self.text_view = text_view
 
     def __len__(self) -> int:
@@ -85,22 +97,21 @@ class PairedImageTextDataset(Dataset):
     def __getitem__(self, key: int | ItemKey) -> dict[str, Any]:
         """An item by index, or by `(index, seed)` from `ResumableSampler`.
 
-        With a seed, the item's augmentation and sentence are a function of it alone (what makes a
-        resumed run see the same data as an uninterrupted one); without, they use the process RNGs.
+        With a seed, the item's augmentation parameters and sentence are a function of it alone
+        (what makes a resumed run see the same data as an uninterrupted one); without, they use
+        the process RNGs.
         """
-        index, seed = (key, None) if isinstance(key, int) else key
-        rng = None
-        if seed is not None:
-            rng = np.random.default_rng(seed)
-            reseed = getattr(self.transform, "reseed", None)
-            if reseed is not None:
-                reseed(int(rng.integers(2**31 - 1)))
-        image = torch.from_numpy(self.cache.image(int(self.cache_index[index])))[None]
-        return {"image": self.transform(image), "text": self.text_for(index, rng), "index": index}
+        index, seed = split_key(key)
+        image = stored_image(self.cache, int(self.cache_index[index]))
+        rng = process_rng() if seed is None else np.random.default_rng(seed)
+        params = item_params(self.augment, rng, image)
+        text = self.text_for(index, rng if seed is not None else None)
+        return {"image": image, "text": text, "index": index, **params}
 
 
 class TextCollator:
-    """Stacks images and tokenises texts in the loader (so workers do the tokenising).
+    """Stacks images (and their augmentation parameters) and tokenises texts in the loader (so
+    workers do the tokenising).
 
     Besides the tokens, `text_ids` [B] (int64) identifies each text after normalisation
     (`medrep.data.reports.text_id`): losses that must not use a repeated sentence as a negative
@@ -119,30 +130,35 @@ class TextCollator:
             max_length=self.max_length,
             return_tensors="pt",
         )
-        return {
+        batch = {
             "image": torch.stack([it["image"] for it in items]),
             "input_ids": tokens["input_ids"],
             "attention_mask": tokens["attention_mask"],
             "index": torch.tensor([it["index"] for it in items]),
             "text_ids": torch.tensor([text_id(it["text"]) for it in items], dtype=torch.int64),
         }
+        if AUGMENT_KEY in items[0]:
+            batch[AUGMENT_KEY] = torch.stack([it[AUGMENT_KEY] for it in items])
+        return batch
 
 
 def single_threaded_worker(worker_id: int) -> None:
-    """DataLoader workers augment one image at a time: intra-op threads only add overhead.
+    """DataLoader workers read and collate: intra-op threads would only compete with training.
 
-    (MONAI's affine and blur run 10-20x slower per image with two threads than with one when the
-    cores are shared with the training process.) Each worker's torch seed is already distinct
-    and reproducible (DataLoader's base seed + worker id); the transforms reseed from it.
+    Each worker's torch seed is already distinct and reproducible (DataLoader's base seed +
+    worker id); items without a seed of their own draw from it (`process_rng`).
     """
     torch.set_num_threads(1)
 
 
 class CachedImagesDataModule(L.LightningDataModule):
     """What the training data modules share: the train/val rows of an ingestion folder (images
-    that have a report, `paired_rows`), their augmentation, batch size, workers and seed.
+    that have a report, `paired_rows`), their augmentation, batch size, workers and seed; a
+    training sampler that resumes mid-epoch; and the batch's images made model inputs on the
+    device (`on_after_batch_transfer`: augmented where the batch carries parameters, else
+    prepared deterministically; `medrep.data.augment`).
 
-    Subclasses say what a split's dataset is (`_dataset`).
+    Subclasses say what a split's dataset is (`_dataset`) and how items are collated.
     """
 
     # (constructor assignments: the same shape as the baselines' LightningModule base)
@@ -155,7 +171,11 @@ class CachedImagesDataModule(L.LightningDataModule):
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.seed = seed
+        self.images = BatchImages(augment)
         self.datasets: dict[str, Dataset] = {}
+        self.collate: Any = None  # DataLoader's default unless a subclass sets one
+        # where the next training iteration starts: (epoch, steps done), set by a resumed run
+        self._resume_at: tuple[int, int] | None = None
 
     def _dataset(self, cache: ImageCache, rows: pd.DataFrame, split: str) -> Dataset:
         raise NotImplementedError
@@ -177,49 +197,8 @@ class CachedImagesDataModule(L.LightningDataModule):
                 )
             self.datasets[split] = self._dataset(cache, rows, split)
 
-    def evaluation_transform(self) -> ImageTransform:
-        return eval_transform(self.augment.size, self.augment.mean, self.augment.std)
-
-
-class PairedDataModule(CachedImagesDataModule):
-    """Train/val loaders of image-report pairs from an ingestion folder.
-
-    Args:
-        ingest_dir: folder written by `run_ingestion`.
-        tokenizer_path: model location of the text encoder (see `medrep.pretrained`).
-        augment: training augmentation; validation uses resize and normalisation only.
-        train_text_view / val_text_view: see `PairedImageTextDataset`.
-    """
-
-    def __init__(
-        self,
-        ingest_dir: str,
-        tokenizer_path: str,
-        augment: AugmentConfig,
-        batch_size: int = 32,
-        num_workers: int = 0,
-        max_length: int = 64,
-        train_text_view: str = "random_sentence",
-        val_text_view: str = "fixed_sentence",
-        seed: int = 0,
-    ) -> None:
-        super().__init__(ingest_dir, augment, batch_size, num_workers, seed)
-        # where the next training iteration starts: (epoch, steps done), set by a resumed run
-        self._resume_at: tuple[int, int] | None = None
-        self.tokenizer_path = tokenizer_path
-        self.max_length = max_length
-        self.text_views = {"train": train_text_view, "val": val_text_view}
-
-    def _prepare(self) -> None:
-        self.collate = TextCollator(load_tokenizer(self.tokenizer_path), self.max_length)
-
-    def _dataset(self, cache: ImageCache, rows: pd.DataFrame, split: str) -> Dataset:
-        transform = (
-            train_transform(self.augment, self.seed)
-            if split == "train"
-            else self.evaluation_transform()
-        )
-        return PairedImageTextDataset(cache, rows, transform, self.text_views[split])
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        return self.images(batch)
 
     def _loader(self, split: str, sampler: ResumableSampler | None = None) -> DataLoader:
         return DataLoader(
@@ -230,6 +209,8 @@ class PairedDataModule(CachedImagesDataModule):
             num_workers=self.num_workers,
             collate_fn=self.collate,
             persistent_workers=False,
+            # page-locked batches make the copy to a GPU asynchronous (non_blocking)
+            pin_memory=torch.cuda.is_available(),
             worker_init_fn=single_threaded_worker,
             # a private generator: creating an iterator must not draw from the global RNG, which
             # the model's dropout uses (a resumed run restores that RNG and must not perturb it)
@@ -251,10 +232,14 @@ class PairedDataModule(CachedImagesDataModule):
         if self._resume_at is not None:
             epoch, done = self._resume_at
             self._resume_at = None
-        dataset = self.datasets["train"]
-        assert isinstance(dataset, PairedImageTextDataset)
         sampler = ResumableSampler(
-            dataset, self.batch_size, self.seed, world_size, rank, epoch, done
+            self.datasets["train"],  # type: ignore[arg-type]  # the datasets are sized
+            self.batch_size,
+            self.seed,
+            world_size,
+            rank,
+            epoch,
+            done,
         )
         if done >= sampler.steps:  # the checkpoint closed its epoch: start the next one
             sampler.epoch, sampler.start_batch = epoch + 1, 0
@@ -296,3 +281,38 @@ class PairedDataModule(CachedImagesDataModule):
                 "batch size and number of devices, or start a new run folder"
             )
         self._resume_at = (int(state_dict["epoch"]), int(state_dict["steps_done"]))
+
+
+class PairedDataModule(CachedImagesDataModule):
+    """Train/val loaders of image-report pairs from an ingestion folder.
+
+    Args:
+        ingest_dir: folder written by `run_ingestion`.
+        tokenizer_path: model location of the text encoder (see `medrep.pretrained`).
+        augment: training augmentation; validation is prepared deterministically.
+        train_text_view / val_text_view: see `PairedImageTextDataset`.
+    """
+
+    def __init__(
+        self,
+        ingest_dir: str,
+        tokenizer_path: str,
+        augment: AugmentConfig,
+        batch_size: int = 32,
+        num_workers: int = 0,
+        max_length: int = 64,
+        train_text_view: str = "random_sentence",
+        val_text_view: str = "fixed_sentence",
+        seed: int = 0,
+    ) -> None:
+        super().__init__(ingest_dir, augment, batch_size, num_workers, seed)
+        self.tokenizer_path = tokenizer_path
+        self.max_length = max_length
+        self.text_views = {"train": train_text_view, "val": val_text_view}
+
+    def _prepare(self) -> None:
+        self.collate = TextCollator(load_tokenizer(self.tokenizer_path), self.max_length)
+
+    def _dataset(self, cache: ImageCache, rows: pd.DataFrame, split: str) -> Dataset:
+        augment = self.images if split == "train" else None
+        return PairedImageTextDataset(cache, rows, augment, self.text_views[split])

@@ -8,55 +8,86 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset, default_collate
 
+from medrep.data.augment import BatchImages, item_params, process_rng
 from medrep.data.cache import ImageCache
-from medrep.data.datamodule import CachedImagesDataModule, single_threaded_worker
-from medrep.data.transforms import AugmentConfig, ImageTransform, train_transform
+from medrep.data.datamodule import CachedImagesDataModule, split_key, stored_image
+from medrep.data.sampling import ItemKey
+from medrep.data.transforms import AugmentConfig
 
 
 class TwoViewDataset(Dataset):
-    """Two independently augmented views of every cached image: {"view1", "view2"}."""
+    """Every cached image, as stored, with the parameters of two independent augmentations:
+    {"image" [1, S, S], "augment" [2, P]} (the device makes the views `view1` and `view2`).
 
-    def __init__(self, cache: ImageCache, cache_index: np.ndarray, transform: ImageTransform):
+    Items keyed by `(index, seed)` (`ResumableSampler`) draw from their seed; items keyed by a
+    plain index draw from `(view_seed, index)`, the same views at every validation.
+    """
+
+    def __init__(
+        self, cache: ImageCache, cache_index: np.ndarray, augment: BatchImages, view_seed: int
+    ):
         self.cache = cache
         self.cache_index = np.asarray(cache_index)
-        self.transform = transform
+        self.augment = augment
+        self.view_seed = view_seed
 
     def __len__(self) -> int:
         return len(self.cache_index)
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        image = torch.from_numpy(self.cache.image(int(self.cache_index[index])))[None]
-        return {"view1": self.transform(image), "view2": self.transform(image)}
+    def __getitem__(self, key: int | ItemKey) -> dict[str, torch.Tensor]:
+        index, seed = split_key(key)
+        image = stored_image(self.cache, int(self.cache_index[index]))
+        rng = np.random.default_rng([self.view_seed, index] if seed is None else seed)
+        return {"image": image, **item_params(self.augment, rng, image, views=2)}
 
 
 class LabelledImageDataset(Dataset):
-    """Cached images with their study's labels: {"image", "labels" [L] in {1, 0, NaN}}."""
+    """Cached images, as stored, with their study's labels: {"image", "labels" [L] in {1, 0,
+    NaN}}, plus augmentation parameters when `augment` is given (drawn from the item's seed, or
+    from the process RNG for a plain index)."""
 
     def __init__(
         self,
         cache: ImageCache,
         cache_index: np.ndarray,
         labels: np.ndarray,
-        transform: ImageTransform,
+        augment: BatchImages | None = None,
     ):
         if len(cache_index) != len(labels):
             raise ValueError(f"{len(cache_index)} images but {len(labels)} label rows")
         self.cache = cache
         self.cache_index = np.asarray(cache_index)
         self.labels = torch.tensor(np.asarray(labels, dtype=np.float32))
-        self.transform = transform
+        self.augment = augment
 
     def __len__(self) -> int:
         return len(self.cache_index)
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        image = torch.from_numpy(self.cache.image(int(self.cache_index[index])))[None]
-        return {"image": self.transform(image), "labels": self.labels[index]}
+    def __getitem__(self, key: int | ItemKey) -> dict[str, torch.Tensor]:
+        index, seed = split_key(key)
+        image = stored_image(self.cache, int(self.cache_index[index]))
+        rng = process_rng() if seed is None else np.random.default_rng(seed)
+        params = item_params(self.augment, rng, image)
+        return {"image": image, "labels": self.labels[index], **params}
+
+
+class PreparedBatches:
+    """A collate function that also makes the batch's images model inputs, where they are (for
+    loaders used without a data module's device hook: the evaluation's CPU fine-tuning)."""
+
+    def __init__(self, images: BatchImages) -> None:
+        self.images = images
+
+    def __call__(self, items: Sequence[dict[str, torch.Tensor]]) -> dict[str, Any]:
+        return self.images(default_collate(list(items)))
 
 
 class ImageOnlyDataModule(CachedImagesDataModule):
@@ -97,34 +128,10 @@ class ImageOnlyDataModule(CachedImagesDataModule):
     def _dataset(self, cache: ImageCache, rows: pd.DataFrame, split: str) -> Dataset:
         index = rows["cache_index"].to_numpy()
         if self.kind == "two_view":
-            # validation views are augmented too (else the two views are identical), with
-            # another seed than training's
-            seed = self.seed if split == "train" else self.seed + 1
-            return TwoViewDataset(cache, index, train_transform(self.augment, seed))
+            # validation views are augmented too (else the two views are identical), the same
+            # at every validation, from another seed than training's
+            return TwoViewDataset(cache, index, self.images, view_seed=self.seed + 1)
         assert self.labels is not None
         table = self.labels.reindex(rows["study_key"].to_numpy())
-        transform = (
-            train_transform(self.augment, self.seed)
-            if split == "train"
-            else self.evaluation_transform()
-        )
-        return LabelledImageDataset(cache, index, table.to_numpy(dtype=np.float32), transform)
-
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        dataset = self.datasets[split]
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            # NT-Xent needs negatives: drop a ragged last training batch, as the pretraining does
-            drop_last=shuffle and len(dataset) > self.batch_size,  # type: ignore[arg-type]
-            num_workers=self.num_workers,
-            worker_init_fn=single_threaded_worker,
-            generator=torch.Generator().manual_seed(self.seed) if shuffle else None,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
+        augment = self.images if split == "train" else None
+        return LabelledImageDataset(cache, index, table.to_numpy(dtype=np.float32), augment)

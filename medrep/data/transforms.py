@@ -1,7 +1,10 @@
-"""Image augmentation (random, per step) and normalisation, built from MONAI transforms.
+"""The augmentation's settings, and its definition per image in MONAI transforms.
 
-The deterministic part (decode, window, resize) is done once at ingestion and cached; what is
-here runs on cached [1, H, W] float images in [0, 1].
+The deterministic part (decode, window, resize) is done once at ingestion and cached. Training
+augments batches on the device (`medrep.data.augment`); `reference_transform` here is the same
+augmentation written per image with MONAI (what the loader workers ran before), kept as the
+reference the batched path is tested against (tests/test_augment.py) and measured against
+(benchmarks/input_pipeline.py). It runs on cached [1, H, W] float images in [0, 1].
 """
 
 from __future__ import annotations
@@ -67,8 +70,8 @@ def _symmetric(range_: Sequence[float]) -> float:
     return hi - 1.0
 
 
-def train_transform(cfg: AugmentConfig, seed: int = 0) -> ImageTransform:
-    """Random augmentation for pretraining: [1, H, W] -> [1, size, size] normalised tensor."""
+def reference_transform(cfg: AugmentConfig, seed: int = 0) -> ImageTransform:
+    """The augmentation per image: [1, H, W] -> [1, size, size] normalised tensor (MONAI)."""
     side_lo = math.sqrt(cfg.crop_area[0])
     side_hi = math.sqrt(cfg.crop_area[1])
     compose = Compose(
@@ -92,17 +95,6 @@ def train_transform(cfg: AugmentConfig, seed: int = 0) -> ImageTransform:
         ]
     )
     return _plain(compose, seed)
-
-
-def eval_transform(size: int, mean: float = 0.5, std: float = 0.25) -> ImageTransform:
-    """Deterministic transform for validation, export and evaluation."""
-    compose = Compose(
-        [
-            Resize(spatial_size=(size, size), mode="area"),
-            NormalizeIntensity(subtrahend=mean, divisor=std),  # type: ignore[arg-type]
-        ]
-    )
-    return _plain(compose)
 
 
 class _PlainTransform:

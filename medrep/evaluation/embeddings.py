@@ -25,19 +25,17 @@ def encode_images(
     fn: ImageFn,
     cache: ImageCache,
     cache_indices: Sequence[int],
-    transform: Callable[[torch.Tensor], torch.Tensor],
+    prepare: Callable[[torch.Tensor], torch.Tensor],
     batch_size: int = 64,
 ) -> dict[str, np.ndarray]:
-    """Apply `fn` (returning named [B, *] outputs) to cached images in batches; concatenates per name."""
+    """Apply `fn` (returning named [B, *] outputs) to cached images in batches; concatenates per
+    name. `prepare` makes each batch of stored images [B, 1, S, S] the encoder's input
+    (`medrep.data.augment.prepare_images`)."""
     outputs: dict[str, list[np.ndarray]] = {}
     indices = list(cache_indices)
     for start in range(0, len(indices), batch_size):
-        batch = torch.stack(
-            [
-                transform(torch.from_numpy(cache.image(int(i)))[None])
-                for i in indices[start : start + batch_size]
-            ]
-        )
+        stored = np.stack([cache.stored(int(i)) for i in indices[start : start + batch_size]])
+        batch = prepare(torch.from_numpy(stored)[:, None])
         for name, value in fn(batch).items():
             outputs.setdefault(name, []).append(value.float().cpu().numpy())
     return {name: np.concatenate(parts) for name, parts in outputs.items()}

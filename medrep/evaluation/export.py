@@ -24,7 +24,6 @@ from torch import nn
 
 from medrep.data.cache import ImageCache
 from medrep.data.datamodule import paired_rows
-from medrep.data.transforms import ImageTransform
 from medrep.evaluation.embeddings import ImageFn, encode_images, encode_texts, save_embeddings
 from medrep.models.module import ContrastivePretrainer
 from medrep.models.serialization import save_encoder
@@ -38,12 +37,13 @@ def split_keys(rows: pd.DataFrame) -> dict[str, np.ndarray]:
 
 @dataclass(frozen=True)
 class ImageExporter:
-    """Encodes an ingestion folder's paired images with a deterministic transform, per split."""
+    """Encodes an ingestion folder's paired images with a deterministic transform (`prepare`,
+    on batches of stored images), per split."""
 
     manifest: pd.DataFrame
     reports: pd.DataFrame
     cache: ImageCache
-    transform: ImageTransform
+    prepare: Callable[[torch.Tensor], torch.Tensor]
     out_root: Path
     batch_size: int
     meta: Mapping[str, Any] = field(default_factory=dict)
@@ -61,7 +61,7 @@ class ImageExporter:
             arrays = {**split_keys(rows), **extra(rows)}
             arrays.update(
                 encode_images(
-                    fn, self.cache, rows["cache_index"].tolist(), self.transform, self.batch_size
+                    fn, self.cache, rows["cache_index"].tolist(), self.prepare, self.batch_size
                 )
             )
             save_embeddings(

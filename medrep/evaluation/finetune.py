@@ -21,9 +21,9 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import nn
 from torch.utils.data import DataLoader, RandomSampler
 
+from medrep.data.augment import BatchImages
 from medrep.data.cache import ImageCache
-from medrep.data.image_only import LabelledImageDataset
-from medrep.data.transforms import ImageTransform
+from medrep.data.image_only import LabelledImageDataset, PreparedBatches
 from medrep.evaluation.bootstrap import BootstrapSettings
 from medrep.evaluation.labels import sample_patients
 from medrep.evaluation.metrics import macro_auroc_metrics, per_label_auroc, resample_weights
@@ -66,21 +66,28 @@ class SplitImages:
 
 
 def _train_loader(
-    cache: ImageCache, train: SplitImages, transform: ImageTransform, batch_size: int, seed: int
+    cache: ImageCache, train: SplitImages, images: BatchImages, batch_size: int, seed: int
 ) -> DataLoader:
-    """Full batches drawn without replacement, reshuffled every pass by a seeded sampler.
+    """Full batches drawn without replacement, reshuffled every pass by a seeded sampler, and
+    augmented per batch (on the CPU, where the evaluation runs).
 
     BatchNorm needs two images per batch in training mode; a subset smaller than a batch is
     repeated (the sampler draws at least one batch per pass).
     """
-    dataset = LabelledImageDataset(cache, train.cache_index, train.labels, transform)
+    dataset = LabelledImageDataset(cache, train.cache_index, train.labels, images)
     batch = max(2, min(batch_size, len(dataset)))
     sampler = RandomSampler(
         dataset,
         num_samples=max(batch, len(dataset)),
         generator=torch.Generator().manual_seed(seed),
     )
-    return DataLoader(dataset, batch_size=batch, sampler=sampler, drop_last=True)
+    return DataLoader(
+        dataset,
+        batch_size=batch,
+        sampler=sampler,
+        drop_last=True,
+        collate_fn=PreparedBatches(images),
+    )
 
 
 def finetune_classifier(
@@ -88,14 +95,14 @@ def finetune_classifier(
     cache: ImageCache,
     splits: Mapping[str, SplitImages],
     label_names: Sequence[str],
-    train_transform: ImageTransform,
-    eval_transform: ImageTransform,
+    images: BatchImages,
     settings: FinetuneSettings,
     seed: int = 0,
 ) -> ProbeResult:
     """Fine-tune `encoder` (with `out_dim`) plus a linear layer; test AUROC per label.
 
-    `splits` holds `train` (the label fraction's subset), `val` and `test`. The encoder is
+    `splits` holds `train` (the label fraction's subset), `val` and `test`; `images` augments
+    the training batches and prepares the others deterministically. The encoder is
     modified in place: pass a fresh copy. Validation runs every `settings.eval_every` steps; the
     state with the best validation macro AUROC is tested (the last state if none was validated).
     """
@@ -107,11 +114,12 @@ def finetune_classifier(
         optimizer,
         val_metrics=macro_auroc_metrics,
     )
-    train = _train_loader(cache, splits["train"], train_transform, settings.batch_size, seed)
+    train = _train_loader(cache, splits["train"], images, settings.batch_size, seed)
     val, test = (
         DataLoader(
-            LabelledImageDataset(cache, s.cache_index, s.labels, eval_transform),
+            LabelledImageDataset(cache, s.cache_index, s.labels),
             batch_size=settings.batch_size,
+            collate_fn=PreparedBatches(images),
         )
         for s in (splits["val"], splits["test"])
     )
@@ -148,8 +156,7 @@ def finetune_rows(
     label_names: Sequence[str],
     probe: ProbeSettings,
     settings: FinetuneSettings,
-    train_transform: ImageTransform,
-    eval_transform: ImageTransform,
+    images: BatchImages,
     boot: BootstrapSettings,
 ) -> Evaluation:
     """Fine-tuning AUROC rows (task `finetune`) at every label fraction of `probe` and seed.
@@ -171,8 +178,7 @@ def finetune_rows(
                 cache,
                 {**splits, "train": subset},
                 label_names,
-                train_transform,
-                eval_transform,
+                images,
                 settings,
                 seed,
             )

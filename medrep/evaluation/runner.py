@@ -20,10 +20,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from medrep.data.augment import BatchImages
 from medrep.data.cache import ImageCache
 from medrep.data.datamodule import load_ingested, paired_rows
 from medrep.data.ingest import LABELS_NAME
-from medrep.data.transforms import AugmentConfig, eval_transform, train_transform
+from medrep.data.transforms import AugmentConfig
 from medrep.evaluation.bootstrap import BootstrapSettings, resampling_id
 from medrep.evaluation.claims import claim_rows, parse_claims, probe_cells
 from medrep.evaluation.embeddings import load_embeddings
@@ -305,8 +306,7 @@ def finetune_methods(
                 names,
                 settings.probe,
                 settings.finetune,
-                train_transform(augment, run.seed),
-                eval_transform(augment.size, augment.mean, augment.std),
+                BatchImages(augment),
                 settings.bootstrap,
             )
         )
