@@ -57,7 +57,8 @@ SENTENCES = (
 
 
 def fixed_batch(cfg: Any) -> dict[str, torch.Tensor]:
-    """A batch as the loader's collator makes it: normalised images and tokenised sentences."""
+    """A batch as the model receives it: normalised float images (what the data module's device
+    hook makes of the loader's uint8 images) and tokenised sentences."""
     generator = torch.Generator().manual_seed(0)
     size, n = int(cfg.data.image_size), int(cfg.data.batch_size)
     collate = TextCollator(

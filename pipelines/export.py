@@ -4,7 +4,6 @@ written)."""
 
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from medrep.data.augment import prepare_images
+from medrep.data.augment import BatchImages
 from medrep.data.datamodule import load_ingested
 from medrep.evaluation.embeddings import encode_texts
 from medrep.evaluation.export import (
@@ -36,14 +35,11 @@ def no_weights(cfg: DictConfig) -> dict[str, Any]:
 def image_exporter(cfg: DictConfig, model_cfg: DictConfig, meta: dict[str, Any]) -> ImageExporter:
     """Exports with the pretraining's deterministic transform, into the run's embeddings."""
     manifest, reports, cache = load_ingested(cfg.paths.ingest_dir)
-    augment = model_cfg.data.augment
-    prepare = partial(
-        prepare_images, size=int(augment.size), mean=float(augment.mean), std=float(augment.std)
-    )
+    images = BatchImages(instantiate(model_cfg.data.augment))
     out_root = Path(cfg.paths.embeddings_dir)
-    meta = {**meta, "image_size": int(augment.size)}
+    meta = {**meta, "image_size": images.config.size}
     return ImageExporter(
-        manifest, reports, cache, prepare, out_root, int(cfg.eval.batch_size), meta
+        manifest, reports, cache, images.prepare, out_root, int(cfg.eval.batch_size), meta
     )
 
 

@@ -21,6 +21,11 @@ the same way (the same ranges, the same probabilities, independent crop sides as
 tolerances). Composing crop, flip and affine into one resampling interpolates once where the
 reference interpolates twice.
 
+Why plain torch rather than kornia.augmentation (measured faster on the CPU too,
+docs/benchmarks.md): kornia parameterises the crop by area and aspect ratio, the scale
+isotropically and the blur by a fixed kernel size, so the reference's distribution would need
+these parts written anyway, and it resamples once per geometric transform.
+
 Why per-item seeds rather than a generator on the device: the parameters are then a function of
 (run seed, epoch, position in the epoch) alone (`medrep.data.sampling`), so a resumed run draws
 the same augmentations as an unbroken one without any state in the checkpoint, and W processes
@@ -282,14 +287,28 @@ class BatchImages:
         return out
 
 
+def item_rng(seed: int | None, augment: BatchImages | None) -> np.random.Generator | None:
+    """The generator a loader item draws from: its own seed's; without a seed, one from the
+    process's RNG, and only when there is something to draw (a validation item must not advance
+    the RNG that the model's dropout also draws from)."""
+    if seed is not None:
+        return np.random.default_rng(seed)
+    return process_rng() if augment is not None else None
+
+
 def item_params(
-    augment: BatchImages | None, rng: np.random.Generator, image: torch.Tensor, views: int = 1
+    augment: BatchImages | None,
+    rng: np.random.Generator | None,
+    image: torch.Tensor,
+    views: int = 1,
 ) -> dict[str, torch.Tensor]:
     """The `AUGMENT_KEY` entry of one loader item ({} without augmentation): [P], or [V, P].
 
     One integer is taken from `rng` whether or not the item is augmented, so that what the
     caller draws next (a sentence) does not depend on the augmentation settings.
     """
+    if rng is None:
+        return {}
     sub = np.random.default_rng(int(rng.integers(2**31 - 1)))
     if augment is None:
         return {}

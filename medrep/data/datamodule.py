@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from medrep.data.augment import AUGMENT_KEY, BatchImages, item_params, process_rng
+from medrep.data.augment import AUGMENT_KEY, BatchImages, item_params, item_rng
 from medrep.data.cache import ImageCache, frame_hash
 from medrep.data.ingest import CACHE_DIR, MANIFEST_NAME, REPORTS_NAME
 from medrep.data.reports import text_id
@@ -103,9 +103,9 @@ class PairedImageTextDataset(Dataset):
         """
         index, seed = split_key(key)
         image = stored_image(self.cache, int(self.cache_index[index]))
-        rng = process_rng() if seed is None else np.random.default_rng(seed)
+        rng = item_rng(seed, self.augment)
         params = item_params(self.augment, rng, image)
-        text = self.text_for(index, rng if seed is not None else None)
+        text = self.text_for(index, rng)
         return {"image": image, "text": text, "index": index, **params}
 
 
@@ -146,7 +146,7 @@ def single_threaded_worker(worker_id: int) -> None:
     """DataLoader workers read and collate: intra-op threads would only compete with training.
 
     Each worker's torch seed is already distinct and reproducible (DataLoader's base seed +
-    worker id); items without a seed of their own draw from it (`process_rng`).
+    worker id); items without a seed of their own draw from it (`medrep.data.augment.item_rng`).
     """
     torch.set_num_threads(1)
 
@@ -210,12 +210,17 @@ class CachedImagesDataModule(L.LightningDataModule):
             collate_fn=self.collate,
             persistent_workers=False,
             # page-locked batches make the copy to a GPU asynchronous (non_blocking)
-            pin_memory=torch.cuda.is_available(),
+            pin_memory=self._on_cuda(),
             worker_init_fn=single_threaded_worker,
             # a private generator: creating an iterator must not draw from the global RNG, which
             # the model's dropout uses (a resumed run restores that RNG and must not perturb it)
             generator=torch.Generator().manual_seed(self.seed),
         )
+
+    def _on_cuda(self) -> bool:
+        """Whether the attached trainer trains on a CUDA device."""
+        trainer = self.trainer
+        return trainer is not None and trainer.strategy.root_device.type == "cuda"
 
     def _processes(self) -> tuple[int, int]:
         """(world size, rank) of the attached trainer; (1, 0) without one."""

@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset, default_collate
 
-from medrep.data.augment import BatchImages, item_params, process_rng
+from medrep.data.augment import BatchImages, item_params, item_rng
 from medrep.data.cache import ImageCache
 from medrep.data.datamodule import CachedImagesDataModule, split_key, stored_image
 from medrep.data.sampling import ItemKey
@@ -74,8 +74,7 @@ class LabelledImageDataset(Dataset):
     def __getitem__(self, key: int | ItemKey) -> dict[str, torch.Tensor]:
         index, seed = split_key(key)
         image = stored_image(self.cache, int(self.cache_index[index]))
-        rng = process_rng() if seed is None else np.random.default_rng(seed)
-        params = item_params(self.augment, rng, image)
+        params = item_params(self.augment, item_rng(seed, self.augment), image)
         return {"image": image, "labels": self.labels[index], **params}
 
 

@@ -1,7 +1,7 @@
 """What a checkpoint needs beyond Lightning's own state for a resumed run to match an unbroken one.
 
 Lightning checkpoints the weights, optimizer, LR schedulers, loop progress and callback states;
-the DataModule adds the sampler position (`PairedDataModule.state_dict`). Left out are the random
+the DataModule adds the sampler position (`CachedImagesDataModule.state_dict`). Left out are the random
 number generators: the model's dropout draws from torch's global RNG, so a run restarted from a
 checkpoint would draw different dropout masks from then on. `RNGStateCheckpoint` saves the
 process RNG states with every checkpoint and restores them on resume, as plain tensors and
