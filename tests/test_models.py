@@ -93,6 +93,61 @@ def test_freezing_is_per_layer() -> None:
         tiny_text(n_frozen_layers=3)
 
 
+def _count_passes(encoder: TextEncoder) -> list[int]:
+    """Rows each transformer pass of `encoder` computed, in order."""
+    passes: list[int] = []
+    encoder.model.register_forward_hook(
+        lambda _m, args, kwargs, _o: passes.append(int(kwargs["input_ids"].shape[0])),
+        with_kwargs=True,
+    )
+    return passes
+
+
+def test_a_frozen_encoder_computes_each_text_once_and_returns_its_features() -> None:
+    torch.manual_seed(0)
+    # in training mode, with a strong dropout: the cache must still hold inference features
+    cached = tiny_text(pooling="mean", n_frozen_layers=2, cache_size=3, dropout=0.5)
+    for module in cached.modules():  # as Lightning restores modes: flags set, no train() call
+        module.training = True
+    reference = tiny_text(pooling="mean", n_frozen_layers=2, dropout=0.5).eval()
+    reference.load_state_dict(cached.state_dict())
+    passes = _count_passes(cached)
+    a = torch.tensor(
+        [[101, 2053, 1012, 102, 0], [101, 2054, 2055, 2056, 102], [101, 2053, 1012, 102, 0]]
+    )
+    mask_a = (a != 0).long()
+    # the first text again, padded differently; and a new one
+    b = torch.tensor([[101, 2053, 1012, 102], [101, 2057, 102, 0]])
+    mask_b = (b != 0).long()
+    for ids, mask in [(a, mask_a), (b, mask_b), (a, mask_a)]:
+        torch.testing.assert_close(cached(ids, mask), reference(ids, mask), atol=1e-5, rtol=1e-5)
+    # one pass of the 2 distinct texts of `a`, one of `b`'s new text, nothing for cached ones
+    assert passes == [2, 1]
+    assert (cached.cache_misses, cached.cache_hits) == (3, 5)
+    assert len(cached._cache) == 3
+    # the least recently used goes first when the cache is full
+    cached(torch.tensor([[101, 2058, 102]]), torch.ones(1, 3, dtype=torch.long))
+    assert len(cached._cache) == 3 and passes == [2, 1, 1]
+    cached(b[:1], mask_b[:1])  # [101, 2053, 1012, 102], used last by `a`: still there
+    assert passes == [2, 1, 1]
+    cached(b[1:], mask_b[1:])  # [101, 2057, 102], used least recently: dropped, recomputed
+    assert passes == [2, 1, 1, 1]
+    assert cached.model.training  # the module's own mode is left as it was
+    # nothing of the cache enters the weights a checkpoint saves
+    assert set(cached.state_dict()) == set(reference.state_dict())
+
+
+def test_a_text_cache_needs_a_wholly_frozen_encoder() -> None:
+    with pytest.raises(ValueError, match="wholly frozen"):
+        tiny_text(n_frozen_layers=1, cache_size=10)
+    with pytest.raises(ValueError, match="wholly frozen"):
+        tiny_text(n_frozen_layers=2, freeze_embeddings=False, cache_size=10)
+    # without a cache a frozen encoder keeps its dropout in training mode
+    encoder = tiny_text(pooling="mean", n_frozen_layers=2, dropout=0.5).train()
+    ids = torch.tensor([[101, 2053, 1012, 2054, 2055, 102]])
+    assert not torch.equal(encoder(ids, torch.ones_like(ids)), encoder(ids, torch.ones_like(ids)))
+
+
 @pytest.mark.slow
 def test_module_learns_to_pair_a_fixed_batch() -> None:
     torch.manual_seed(0)

@@ -23,6 +23,7 @@ import torch
 
 from medrep.data.sampling import ResumableSampler
 from medrep.models.losses import ConVIRTLoss
+from medrep.models.module import TEXT_CACHE_KEY
 from tests.helpers import REPO, IngestedWorld, compose_config
 
 # --- the sampler --------------------------------------------------------------------------------
@@ -190,35 +191,53 @@ def final_state(root: Path, run: str) -> dict:
     }
 
 
+# the tiny text tower wholly frozen, its features cached (as the demo's MiniLM)
+TEXT_CACHE = [
+    "model.module.text_encoder.freeze_embeddings=true",
+    "model.module.text_encoder.n_frozen_layers=2",
+    "model.module.text_encoder.cache_size=1000",
+]
+
+
 @pytest.mark.slow
-def test_a_killed_run_resumes_to_the_same_end(tiny_root: Path, tiny_world: IngestedWorld) -> None:
+@pytest.mark.parametrize("text_cache", [False, True], ids=["trained_text_layer", "text_cache"])
+def test_a_killed_run_resumes_to_the_same_end(
+    tiny_root: Path, tiny_world: IngestedWorld, text_cache: bool
+) -> None:
+    tag = "_cache" if text_cache else ""
+    unbroken_run, killed_run = f"unbroken{tag}", f"killed{tag}"
     unbroken_log, killed_log = (
-        tiny_root / "unbroken_batches.jsonl",
-        tiny_root / "killed_batches.jsonl",
+        tiny_root / f"{unbroken_run}_batches.jsonl",
+        tiny_root / f"{killed_run}_batches.jsonl",
     )
+    extra = TEXT_CACHE if text_cache else []
     unbroken = run_command(
-        pretrain_command(tiny_root, tiny_world, "unbroken", *recorder(unbroken_log))
+        pretrain_command(tiny_root, tiny_world, unbroken_run, *extra, *recorder(unbroken_log))
     )
     assert unbroken.returncode == 0, unbroken.stderr[-3000:]
 
     # killed as epoch 1 starts (last.ckpt: the end of epoch 0, after validation), then in the
     # middle of epoch 1 (last.ckpt at step 9, one of its 8 batches done), then again in the middle
     # of epoch 1 by a run that itself resumed there (step 12)
-    ckpt = tiny_root / "killed" / "pretrain" / "checkpoints" / "last.ckpt"
+    ckpt = tiny_root / killed_run / "pretrain" / "checkpoints" / "last.ckpt"
     for kill_at, saved_at in ((8, 8), (11, 9), (14, 12)):
         killer = [
             f"+callbacks.killer._target_={__name__}.KillAt",
             f"+callbacks.killer.step={kill_at}",
         ]
         proc = run_command(
-            pretrain_command(tiny_root, tiny_world, "killed", *killer, *recorder(killed_log))
+            pretrain_command(
+                tiny_root, tiny_world, killed_run, *extra, *killer, *recorder(killed_log)
+            )
         )
         assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
         state = torch.load(ckpt, weights_only=True)  # tensors and plain values only
         assert state["global_step"] == saved_at
         assert state["PairedDataModule"]["steps_done"] == saved_at - 8 * state["epoch"]
-    assert not (tiny_root / "killed" / "pretrain" / "model.pt").exists()
-    resumed = run_command(pretrain_command(tiny_root, tiny_world, "killed", *recorder(killed_log)))
+    assert not (tiny_root / killed_run / "pretrain" / "model.pt").exists()
+    resumed = run_command(
+        pretrain_command(tiny_root, tiny_world, killed_run, *extra, *recorder(killed_log))
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming from" in resumed.stderr
 
@@ -233,7 +252,7 @@ def test_a_killed_run_resumes_to_the_same_end(tiny_root: Path, tiny_world: Inges
     for step, digest in killed_batches:
         assert digest == unbroken_batches[step], f"step {step}"
 
-    a, b = final_state(tiny_root, "unbroken"), final_state(tiny_root, "killed")
+    a, b = final_state(tiny_root, unbroken_run), final_state(tiny_root, killed_run)
     assert a["metrics"]["steps"] == b["metrics"]["steps"] == 16
     for name in ("val/loss", "val/i2t_R@1", "val/t2i_median_rank", "val/alignment"):
         assert a["metrics"][name] == pytest.approx(b["metrics"][name], abs=1e-4), name
@@ -246,6 +265,14 @@ def test_a_killed_run_resumes_to_the_same_end(tiny_root: Path, tiny_world: Inges
         strict=True,
     ):
         assert torch.allclose(sa["exp_avg_sq"], sb["exp_avg_sq"], atol=1e-9)
+    # the resumed run continued with the checkpoint's text features: the same texts, in the
+    # same use order, with the same bits
+    cache_a, cache_b = a["last"].get(TEXT_CACHE_KEY), b["last"].get(TEXT_CACHE_KEY)
+    assert (cache_a is not None) == (cache_b is not None) == text_cache
+    if text_cache:
+        assert len(cache_a["keys"]) > 0
+        assert [k.tolist() for k in cache_a["keys"]] == [k.tolist() for k in cache_b["keys"]]
+        assert torch.equal(cache_a["features"], cache_b["features"])
 
 
 class NaNAtCall(ConVIRTLoss):

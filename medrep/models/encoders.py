@@ -7,6 +7,7 @@ and a configurable pooling.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -167,6 +168,12 @@ class TextEncoder(nn.Module):
         n_frozen_layers: freeze this many of the lowest transformer layers.
         random_init: build the architecture from the folder's config with fresh weights (tests).
         config_overrides: architecture fields to override with `random_init` (e.g. a tiny BERT).
+        cache_size: for a wholly frozen encoder (embeddings and every layer), remember the pooled
+            features of up to this many distinct texts, keyed by their tokens (least recently
+            used dropped first); 0 keeps no cache. With a cache the frozen encoder always runs
+            in inference mode (no dropout): its features are then a function of the tokens, so
+            a text seen again costs a dictionary lookup instead of a transformer pass. Without
+            one a frozen encoder in training mode still applies its dropout.
     """
 
     def __init__(
@@ -177,6 +184,7 @@ class TextEncoder(nn.Module):
         n_frozen_layers: int = 6,
         random_init: bool = False,
         config_overrides: dict[str, Any] | None = None,
+        cache_size: int = 0,
     ) -> None:
         super().__init__()
         from transformers import AutoConfig, AutoModel
@@ -202,6 +210,22 @@ class TextEncoder(nn.Module):
         self.pooling = pooling
         self.out_dim = int(self.model.config.hidden_size)
         self._freeze(freeze_embeddings, n_frozen_layers)
+        if cache_size < 0:
+            raise ValueError(f"cache_size must be >= 0, got {cache_size}")
+        if cache_size and any(p.requires_grad for p in self.model.parameters()):
+            raise ValueError(
+                f"text_encoder.cache_size={cache_size} needs a wholly frozen encoder "
+                "(freeze_embeddings=true and n_frozen_layers equal to its layer count): the "
+                "features of a trained layer change at every step; set "
+                "model.module.text_encoder.cache_size=0 to train text layers"
+            )
+        self.cache_size = int(cache_size)
+        # token bytes -> pooled float32 features on `_cache_device`; not module state (never
+        # saved: it is rebuilt from the frozen weights)
+        self._cache: OrderedDict[bytes, torch.Tensor] = OrderedDict()
+        self._cache_device: torch.device | None = None
+        self.cache_hits = 0
+        self.cache_misses = 0
 
     def _freeze(self, embeddings: bool, n_layers: int) -> None:
         embedding_module = getattr(self.model, "embeddings", None)
@@ -222,6 +246,64 @@ class TextEncoder(nn.Module):
             layer.requires_grad_(False)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        if self.cache_size:
+            return self._cached(input_ids, attention_mask)
+        return self._encode(input_ids, attention_mask)
+
+    def _cached(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Pooled features with each distinct text's computed once (`cache_size`)."""
+        if self._cache_device != input_ids.device:
+            for key, feature in self._cache.items():
+                self._cache[key] = feature.to(input_ids.device)
+            self._cache_device = input_ids.device
+        # the attended tokens alone (padding, on either side, does not change the features)
+        rows, masks = input_ids.cpu().numpy(), attention_mask.cpu().numpy().astype(bool)
+        keys = [row[mask].tobytes() for row, mask in zip(rows, masks, strict=True)]
+        missing = list(dict.fromkeys(k for k in keys if k not in self._cache))
+        if missing:
+            first = [keys.index(k) for k in missing]
+            index = torch.tensor(first, device=input_ids.device)
+            # inference mode whatever the module's: cached features must not hold one dropout
+            # draw (Lightning sets submodules' `training` flags directly, not through train())
+            training = self.model.training
+            self.model.eval()
+            try:
+                with torch.no_grad():
+                    features = self._encode(input_ids[index], attention_mask[index]).float()
+            finally:
+                self.model.train(training)
+            for key, feature in zip(missing, features, strict=True):
+                self._cache[key] = feature
+        self.cache_misses += len(missing)
+        self.cache_hits += len(keys) - len(missing)
+        out = torch.stack([self._cache[k] for k in keys])
+        for key in keys:
+            self._cache.move_to_end(key)
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return out
+
+    def cache_state(self) -> dict[str, Any]:
+        """The feature cache as tensors (each text's token bytes, its features; in use order).
+
+        A checkpoint carries it (`ContrastivePretrainer.on_save_checkpoint`): a text's features
+        depend, in the last bits, on the batch that first computed them (its padding and
+        size), so a resumed run continues with the same cache rather than rebuilding it.
+        """
+        keys = [torch.frombuffer(bytearray(k), dtype=torch.uint8) for k in self._cache]
+        values = list(self._cache.values())
+        features = torch.stack(values).cpu() if values else torch.empty(0, self.out_dim)
+        return {"keys": keys, "features": features}
+
+    def load_cache_state(self, state: Mapping[str, Any]) -> None:
+        """Restore `cache_state()`'s output (the features move to the device at the next call)."""
+        keys, features = state["keys"], state["features"]
+        self._cache = OrderedDict(
+            (bytes(k.numpy().tobytes()), f) for k, f in zip(keys, features, strict=True)
+        )
+        self._cache_device = features.device
+
+    def _encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         if self.pooling == "cls":
             return hidden[:, 0]

@@ -35,6 +35,11 @@ ACCUMULATION_HINT = (
 )
 
 
+# a checkpoint's copy of the frozen text tower's feature cache (TextEncoder.cache_state): a
+# resumed run continues with the features the unbroken run had
+TEXT_CACHE_KEY = "text_feature_cache"
+
+
 class ContrastivePretrainer(L.LightningModule):
     """Image-report contrastive pretraining (ConVIRT and its loss family).
 
@@ -241,6 +246,14 @@ class ContrastivePretrainer(L.LightningModule):
         if isinstance(scheduler, ReduceLROnPlateau):
             return  # stepped after every validation by _step_plateau_schedulers
         super().lr_scheduler_step(scheduler, metric)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.text_encoder.cache_size:
+            checkpoint[TEXT_CACHE_KEY] = self.text_encoder.cache_state()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.text_encoder.cache_size and TEXT_CACHE_KEY in checkpoint:
+            self.text_encoder.load_cache_state(checkpoint[TEXT_CACHE_KEY])
 
     def on_fit_start(self) -> None:
         accumulate = int(self.trainer.accumulate_grad_batches)
