@@ -137,6 +137,29 @@ def test_a_frozen_encoder_computes_each_text_once_and_returns_its_features() -> 
     assert set(cached.state_dict()) == set(reference.state_dict())
 
 
+def test_a_text_cache_travels_in_a_checkpoint(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    first = tiny_text(pooling="mean", n_frozen_layers=2, cache_size=8)
+    ids = torch.tensor([[101, 2053, 1012, 102, 0], [101, 2054, 2055, 2056, 102]])
+    mask = (ids != 0).long()
+    features = first(ids, mask)
+    torch.save({"cache": first.cache_state()}, tmp_path / "c.ckpt")
+    state = torch.load(tmp_path / "c.ckpt", weights_only=True)["cache"]  # tensors only
+
+    second = tiny_text(pooling="mean", n_frozen_layers=2, cache_size=8)
+    second.load_state_dict(first.state_dict())
+    second.load_cache_state(state)
+    assert list(second._cache) == list(first._cache)  # the use order too
+    passes = _count_passes(second)
+    # the same features, bit for bit, and no transformer pass: they come from the checkpoint
+    assert torch.equal(second(ids.flip(0), mask.flip(0)), features.flip(0))
+    assert passes == []
+    # a cache made with another pooling would be silently wrong: refused
+    other = tiny_text(pooling="max", n_frozen_layers=2, cache_size=8)
+    with pytest.raises(ValueError, match="same text_encoder settings"):
+        other.load_cache_state(state)
+
+
 def test_a_text_cache_needs_a_wholly_frozen_encoder() -> None:
     with pytest.raises(ValueError, match="wholly frozen"):
         tiny_text(n_frozen_layers=1, cache_size=10)

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from monai.networks.nets import ResNet
 from torch import nn
@@ -220,8 +221,8 @@ class TextEncoder(nn.Module):
                 "model.module.text_encoder.cache_size=0 to train text layers"
             )
         self.cache_size = int(cache_size)
-        # token bytes -> pooled float32 features on `_cache_device`; not module state (never
-        # saved: it is rebuilt from the frozen weights)
+        # int64 token bytes -> pooled float32 features on `_cache_device`; not in the state
+        # dict (model.pt never holds it), but training checkpoints do (`cache_state`)
         self._cache: OrderedDict[bytes, torch.Tensor] = OrderedDict()
         self._cache_device: torch.device | None = None
         self.cache_hits = 0
@@ -256,8 +257,9 @@ class TextEncoder(nn.Module):
             for key, feature in self._cache.items():
                 self._cache[key] = feature.to(input_ids.device)
             self._cache_device = input_ids.device
-        # the attended tokens alone (padding, on either side, does not change the features)
-        rows, masks = input_ids.cpu().numpy(), attention_mask.cpu().numpy().astype(bool)
+        # the attended tokens alone (right padding does not change the features), as int64
+        rows = input_ids.cpu().long().numpy()
+        masks = attention_mask.cpu().numpy().astype(bool)
         keys = [row[mask].tobytes() for row, mask in zip(rows, masks, strict=True)]
         missing = list(dict.fromkeys(k for k in keys if k not in self._cache))
         if missing:
@@ -290,18 +292,37 @@ class TextEncoder(nn.Module):
         depend, in the last bits, on the batch that first computed them (its padding and
         size), so a resumed run continues with the same cache rather than rebuilding it.
         """
-        keys = [torch.frombuffer(bytearray(k), dtype=torch.uint8) for k in self._cache]
+        ids = [torch.from_numpy(np.frombuffer(k, dtype=np.int64).copy()) for k in self._cache]
         values = list(self._cache.values())
-        features = torch.stack(values).cpu() if values else torch.empty(0, self.out_dim)
-        return {"keys": keys, "features": features}
+        return {
+            "tokens": torch.cat(ids) if ids else torch.empty(0, dtype=torch.int64),
+            "lengths": torch.tensor([len(i) for i in ids], dtype=torch.int64),
+            "features": torch.stack(values).cpu() if values else torch.empty(0, self.out_dim),
+            "source": self._cache_source(),
+        }
 
     def load_cache_state(self, state: Mapping[str, Any]) -> None:
-        """Restore `cache_state()`'s output (the features move to the device at the next call)."""
-        keys, features = state["keys"], state["features"]
+        """Restore `cache_state()`'s output (the features move to the device at the next call).
+
+        Raises:
+            ValueError: the cache was made by another encoder or pooling (a resumed run whose
+                text settings changed): its features would be silently wrong.
+        """
+        if dict(state["source"]) != self._cache_source():
+            raise ValueError(
+                f"the checkpoint's text feature cache was made with {dict(state['source'])}, "
+                f"this run's text encoder is {self._cache_source()}; resume with the same "
+                "text_encoder settings, or start a new run folder"
+            )
+        tokens = torch.split(state["tokens"], state["lengths"].tolist())
         self._cache = OrderedDict(
-            (bytes(k.numpy().tobytes()), f) for k, f in zip(keys, features, strict=True)
+            (t.numpy().tobytes(), f.clone()) for t, f in zip(tokens, state["features"], strict=True)
         )
-        self._cache_device = features.device
+        self._cache_device = state["features"].device
+
+    def _cache_source(self) -> dict[str, Any]:
+        """What a cached feature depends on besides the (checkpointed) weights."""
+        return {"model_path": str(self.model_path), "pooling": self.pooling, "dim": self.out_dim}
 
     def _encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
