@@ -286,7 +286,8 @@ class TextEncoder(nn.Module):
         return out
 
     def cache_state(self) -> dict[str, Any]:
-        """The feature cache as tensors (each text's token bytes, its features; in use order).
+        """The feature cache as tensors: the texts' token ids and lengths, their features (in use
+        order), and what made them.
 
         A checkpoint carries it (`ContrastivePretrainer.on_save_checkpoint`): a text's features
         depend, in the last bits, on the batch that first computed them (its padding and
