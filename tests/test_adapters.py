@@ -289,7 +289,8 @@ def test_generic_dicom_folder(tmp_path: Path) -> None:
     ]
     labels = adapter.labels()
     assert labels is not None and list(labels.columns) == ["study_key", "Cardiomegaly", "Edema"]
-    assert adapter.problems == []
+    # a file that is neither DICOM nor an image is said, not silently skipped
+    assert [(p.reason, p.source) for p in adapter.problems] == [("unsupported_file", "notes.txt")]
     keyed = GenericAdapter(
         str(tmp_path / "dicom"), str(tmp_path / "reports.csv"), key_column="StudyInstanceUID"
     )

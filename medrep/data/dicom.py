@@ -14,9 +14,15 @@ from typing import Any
 
 import numpy as np
 import pydicom
-from pydicom.dataset import Dataset
+from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_modality_lut, apply_voi_lut, pixel_array
+from pydicom.uid import (
+    UID,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
 
 from medrep.data.errors import IngestError
 from medrep.data.reduced import FULL, decode_reduced
@@ -57,6 +63,7 @@ class DicomHeader:
     photometric: str
     bits_stored: int
     transfer_syntax: str
+    sop_class_modality: str = ""  # the modality the SOP Class UID implies ("" when it does not)
 
     def key(self, element: str) -> str:
         """The raw value of a join element by its DICOM keyword (e.g. `AccessionNumber`)."""
@@ -71,15 +78,43 @@ class DicomHeader:
         return mapping[element]
 
 
+# elements of which a dataset read without its preamble must hold at least one to count as DICOM
+_DATASET_EVIDENCE = ("SOPClassUID", "SOPInstanceUID", "Rows", "PixelData", "StudyInstanceUID")
+
+
 def _read(path: Path, *, pixels: bool) -> Dataset:
     try:
         return pydicom.dcmread(path, stop_before_pixels=not pixels)
     except InvalidDicomError as exc:
-        raise IngestError("not_dicom", path, f"not a DICOM file ({exc})") from exc
+        return _read_bare(path, pixels=pixels, first=exc)
     except Exception as exc:  # pydicom raises many types on truncated or corrupt files
         raise IngestError(
             "unreadable", path, f"could not be parsed ({type(exc).__name__}: {exc})"
         ) from exc
+
+
+def _read_bare(path: Path, *, pixels: bool, first: Exception) -> Dataset:
+    """A dataset without the 128-byte preamble or without file meta (old PACS, hand-made
+    exports): read with `force=True`, accepted only when it holds the elements of an image
+    instance, and given the transfer syntax its encoding shows (uncompressed: a bare dataset
+    cannot hold an encapsulated one)."""
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=not pixels, force=True)
+        evidence = [k for k in _DATASET_EVIDENCE if k in ds]
+    except Exception:  # noqa: BLE001 - any failure here means "not DICOM", the first error says why
+        evidence = []
+    if not evidence:
+        raise IngestError("not_dicom", path, f"not a DICOM file ({first})") from first
+    meta = getattr(ds, "file_meta", None)
+    if meta is None or "TransferSyntaxUID" not in meta:
+        implicit, little = getattr(ds, "original_encoding", (None, None))
+        ds.file_meta = meta if meta is not None else FileMetaDataset()
+        ds.file_meta.TransferSyntaxUID = (
+            ImplicitVRLittleEndian
+            if implicit
+            else (ExplicitVRLittleEndian if little is not False else ExplicitVRBigEndian)
+        )
+    return ds
 
 
 def infer_view(ds: Dataset) -> tuple[str, str]:
@@ -140,7 +175,37 @@ def _header(ds: Dataset, path: str | Path, tsuid: str) -> DicomHeader:
         photometric=str(ds.get("PhotometricInterpretation", "")).strip().upper(),
         bits_stored=int(ds.get("BitsStored", 0) or 0),
         transfer_syntax=tsuid,
+        sop_class_modality=sop_class_modality(str(ds.get("SOPClassUID", "") or "")),
     )
+
+
+# SOP Class names (pydicom's UID dictionary) and the modality each implies; classes not listed
+# (Secondary Capture, private ones) imply nothing and the Modality element decides alone
+_SOP_CLASS_MODALITIES: tuple[tuple[str, str], ...] = (
+    ("Computed Radiography", "CR"),
+    ("Digital X-Ray", "DX"),
+    ("Digital Mammography", "MG"),
+    ("Digital Intra-Oral", "IO"),
+    ("Enhanced CT", "CT"),
+    ("CT ", "CT"),
+    ("Enhanced MR", "MR"),
+    ("MR ", "MR"),
+    ("Ultrasound", "US"),
+    ("Nuclear Medicine", "NM"),
+    ("Positron Emission", "PT"),
+    ("X-Ray Angiographic", "XA"),
+    ("X-Ray Radiofluoroscopic", "RF"),
+    ("RT ", "RT"),
+)
+
+
+def sop_class_modality(uid: str) -> str:
+    """The modality a SOP Class UID implies (`CT` for CT Image Storage), or ""."""
+    name = UID(uid).name if uid else ""
+    for prefix, modality in _SOP_CLASS_MODALITIES:
+        if name.startswith(prefix):
+            return modality
+    return ""
 
 
 def read_header(path: str | Path) -> DicomHeader:
@@ -193,11 +258,15 @@ class DecodedImage:
         fallback: why the decode was full although a target size was given (a key of
             `medrep.data.reduced.FALLBACK_REASONS`); "" after a reduced decode or without a
             target.
+        window: which window made the display: `file` (the file's VOI window or LUT),
+            `percentile` (the file has none), or `percentile_fallback` (the file's window
+            mapped the image to one value: a centre far outside the data, a zero width).
     """
 
     image: np.ndarray
     decode_path: str
     fallback: str = ""
+    window: str = ""
 
 
 def _voi_output_range(ds: Dataset) -> tuple[float, float]:
@@ -232,8 +301,9 @@ def window_to_unit(values: np.ndarray, low: float, high: float) -> np.ndarray:
     """Linear window [low, high] -> [0, 1], clipped; float32."""
     if not np.isfinite(low) or not np.isfinite(high) or high <= low:
         return np.zeros(values.shape, dtype=np.float32)
-    out = (values.astype(np.float32) - np.float32(low)) / np.float32(high - low)
-    return np.clip(out, 0.0, 1.0, out=out)
+    # in float64: a large Rescale Intercept (1e9) would leave float32 no precision for the data
+    out = (values.astype(np.float64) - low) / (high - low)
+    return np.clip(out, 0.0, 1.0, out=out).astype(np.float32)
 
 
 def _inverted(ds: Dataset) -> bool:
@@ -265,27 +335,57 @@ def _weighted_percentiles(
 def _display_from_modality(
     modality: np.ndarray, ds: Dataset, options: DecodeOptions, window: tuple[float, float] | None
 ) -> np.ndarray:
-    if _has_voi(ds):
+    if window is None:
         voi = apply_voi_lut(modality, ds, index=options.window_index)
         low, high = _voi_output_range(ds)
         display = window_to_unit(voi, low, high)
     else:
-        assert window is not None
         display = window_to_unit(modality, *window)
     if _inverted(ds):
         display = 1.0 - display
     return display.astype(np.float32, copy=False)
 
 
-def pixels_to_display(arr: np.ndarray, ds: Dataset, options: DecodeOptions) -> np.ndarray:
+# a display whose 0.5-99.5 percentile spread is under this is "one value" (two uint8 levels)
+MIN_DISPLAY_SPREAD = 2.0 / 255.0
+
+
+def display_spread(display: np.ndarray) -> float:
+    """The spread between the 0.5th and 99.5th percentile of a display image (subsampled)."""
+    step = max(1, int(np.sqrt(display.size / 250_000)))
+    sample = display[::step, ::step]
+    if not sample.size:
+        return 0.0
+    low, high = np.percentile(sample, (0.5, 99.5))
+    return float(high - low)
+
+
+def display_with_window(
+    arr: np.ndarray, ds: Dataset, options: DecodeOptions
+) -> tuple[np.ndarray, str]:
+    """`pixels_to_display` and which window it used (`DecodedImage.window`): a file window that
+    leaves no contrast is replaced by the percentile window, and the caller records that."""
+    if not _has_voi(ds):
+        return pixels_to_display(arr, ds, options), "percentile"
+    display = pixels_to_display(arr, ds, options)
+    if display_spread(display) >= MIN_DISPLAY_SPREAD:
+        return display, "file"
+    return pixels_to_display(arr, ds, options, ignore_voi=True), "percentile_fallback"
+
+
+def pixels_to_display(
+    arr: np.ndarray, ds: Dataset, options: DecodeOptions, *, ignore_voi: bool = False
+) -> np.ndarray:
     """Stored pixel values -> display image in [0, 1] (modality LUT, VOI, inversion last).
 
     Integer images of at most 16 bits go through a lookup table: pydicom's own modality and VOI
     functions are applied once to every possible stored value, then the table is indexed by the
     image. The result is identical to applying them to the image (tested), and several times
     faster on 2-4 Mpixel radiographs, where pydicom's float64, mask-based windowing otherwise
-    costs as much as decoding the file.
+    costs as much as decoding the file. `ignore_voi` windows by percentiles even when the file
+    has a VOI window (its fallback, `display_with_window`).
     """
+    use_voi = _has_voi(ds) and not ignore_voi
     if arr.dtype.kind in "ui" and arr.dtype.itemsize <= 2:
         info = np.iinfo(arr.dtype)
         domain = np.arange(info.min, info.max + 1, dtype=np.int64).astype(arr.dtype)
@@ -293,7 +393,7 @@ def pixels_to_display(arr: np.ndarray, ds: Dataset, options: DecodeOptions) -> n
         index = arr.astype(np.int32) + offset if offset else arr
         modality_lut = apply_modality_lut(domain, ds)
         window = None
-        if not _has_voi(ds):
+        if not use_voi:
             counts = np.bincount(np.asarray(index).ravel(), minlength=domain.size)
             present = counts > 0
             window = _weighted_percentiles(
@@ -305,7 +405,7 @@ def pixels_to_display(arr: np.ndarray, ds: Dataset, options: DecodeOptions) -> n
         return lut[index]
     modality = apply_modality_lut(arr, ds)
     window = None
-    if not _has_voi(ds):
+    if not use_voi:
         lo, hi = np.percentile(modality, options.percentile_window, method="inverted_cdf")
         window = (float(lo), float(hi))
     return _display_from_modality(modality, ds, options, window)
@@ -360,13 +460,15 @@ def _decode_dataset_image(
         if options.reduced_decode:
             reduced = decode_reduced(ds, path, target_size, options.frame or 0)
             if reduced.pixels is not None:
-                display = pixels_to_display(reduced.pixels, ds, options)
-                return DecodedImage(display, reduced.decode_path)
+                display, window = display_with_window(reduced.pixels, ds, options)
+                return DecodedImage(display, reduced.decode_path, "", window)
             fallback = reduced.fallback
         else:
             fallback = "disabled"
     arr = _decode_full(ds, path, options, n_frames)
-    return DecodedImage(pixels_to_display(arr, ds, options), FULL, fallback)
+    _check_sign(arr, ds, path)
+    display, window = display_with_window(arr, ds, options)
+    return DecodedImage(display, FULL, fallback, window)
 
 
 def _check_decodable(ds: Dataset, path: str | Path, options: DecodeOptions) -> int:
@@ -396,7 +498,81 @@ def _check_decodable(ds: Dataset, path: str | Path, options: DecodeOptions) -> i
         raise IngestError(
             "multi_frame", path, f"frame {options.frame} asked, the file has {n_frames}"
         )
+    _check_rescale(ds, path)
+    _check_native_length(ds, path, rows * cols * n_frames)
     return n_frames
+
+
+def _check_rescale(ds: Dataset, path: str | Path) -> None:
+    """A Rescale Slope of 0 or a non-finite slope or intercept maps every pixel to one value."""
+    if ds.get("ModalityLUTSequence"):
+        return
+    slope, intercept = ds.get("RescaleSlope", 1), ds.get("RescaleIntercept", 0)
+    try:
+        values = (float(slope if slope is not None else 1), float(intercept or 0))
+    except (TypeError, ValueError) as exc:
+        raise IngestError(
+            "bad_header", path, f"RescaleSlope/Intercept not numbers ({exc})"
+        ) from exc
+    if not all(np.isfinite(values)) or values[0] == 0:
+        raise IngestError(
+            "bad_header",
+            path,
+            f"RescaleSlope {values[0]} / RescaleIntercept {values[1]} map every pixel to one value",
+        )
+
+
+def _check_native_length(ds: Dataset, path: str | Path, n_pixels: int) -> None:
+    """Uncompressed Pixel Data must hold no more than Rows x Columns x frames samples (plus one
+    pad byte): pydicom decodes a longer one by dropping the excess, which turns a header that
+    disagrees with its data into a sheared image."""
+    meta = getattr(ds, "file_meta", None)
+    tsuid = getattr(meta, "TransferSyntaxUID", None) if meta is not None else None
+    if tsuid is None or tsuid.is_compressed or "PixelData" not in ds:
+        return
+    allocated = int(ds.get("BitsAllocated", 0) or 0)
+    if allocated not in (8, 16, 32):
+        return
+    expected = n_pixels * int(ds.get("SamplesPerPixel", 1) or 1) * allocated // 8
+    actual = len(ds.PixelData)
+    # shorter data fails pydicom's decode (a cut-off file: decode_error)
+    if actual > expected + 1:
+        raise IngestError(
+            "header_mismatch",
+            path,
+            f"Pixel Data holds {actual} bytes, Rows x Columns x frames at {allocated} bits "
+            f"needs {expected}",
+        )
+
+
+def _check_sign(arr: np.ndarray, ds: Dataset, path: str | Path) -> None:
+    """PixelRepresentation 1 (signed) on data written unsigned: values with the sign bit of
+    BitsStored set but the bits above it clear (a signed writer fills them with the sign) turn
+    the brightest pixels negative. Checked on uncompressed data with unused high bits."""
+    meta = getattr(ds, "file_meta", None)
+    tsuid = getattr(meta, "TransferSyntaxUID", None) if meta is not None else None
+    stored, allocated = int(ds.get("BitsStored", 0) or 0), int(ds.get("BitsAllocated", 0) or 0)
+    if (
+        int(ds.get("PixelRepresentation", 0) or 0) != 1
+        or tsuid is None
+        or tsuid.is_compressed
+        or allocated != 16
+        or not 0 < stored < allocated
+        or arr.dtype.kind != "i"
+    ):
+        return
+    little = tsuid != ExplicitVRBigEndian
+    raw = np.frombuffer(ds.PixelData, dtype="<u2" if little else ">u2")[: arr.size]
+    sign = (raw >> (stored - 1)) & 1
+    high = raw >> stored
+    unsigned_like = (sign == 1) & (high == 0)
+    if unsigned_like.any():
+        raise IngestError(
+            "header_mismatch",
+            path,
+            f"PixelRepresentation=1 but {int(unsigned_like.sum())} values have bit "
+            f"{stored - 1} set without sign extension: unsigned data labelled signed",
+        )
 
 
 def _decode_full(ds: Dataset, path: str | Path, options: DecodeOptions, n_frames: int) -> Any:

@@ -31,6 +31,16 @@ REASON_CODES: dict[str, str] = {
     "filtered_view": "ViewPosition is not among the configured views (not an error)",
     "filtered_modality": "Modality is not among the configured modalities (not an error)",
     "filtered_one_per_study": "another image of the study was kept (one-image-per-study policy)",
+    "bad_table_row": "a CSV row that cannot be read (fields do not match the header, bad quoting)",
+    "outside_export": "the path resolves outside the export's root folder; it was never opened",
+    "symlink": "the path goes through a symbolic link (data.ingest.follow_symlinks is false)",
+    "duplicate_file": "the same file (after resolving the path) was already listed",
+    "duplicate_content": "pixel-identical to an image already cached (another key or patient)",
+    "truncated_image": "the image data ends early (a cut-off PNG/JPEG/TIFF)",
+    "non_finite": "the pixel values hold NaN or infinity",
+    "constant_image": "the decoded image is constant or nearly so, even with a percentile window",
+    "header_mismatch": "the header disagrees with the pixel data (length, sign) or with its SOP "
+    "Class (a CT slice labelled DX)",
 }
 
 

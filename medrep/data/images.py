@@ -12,6 +12,34 @@ from PIL import Image, UnidentifiedImageError
 from medrep.data.errors import IngestError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+DICOM_SUFFIXES = (".dcm", ".dicom", ".dic")
+# the first bytes of the image formats we read
+IMAGE_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*", b"BM")
+# standard bit depths a 16-bit greyscale PNG/TIFF may really hold (10-bit to 16-bit detectors)
+_REAL_DEPTHS = (8, 10, 12, 14, 16)
+
+
+def sniff_kind(path: str | Path) -> str:
+    """What a file is by its extension (any case), else by its first bytes: "dicom", "image"
+    or "" (neither). A file named `.dcm`/`.png`... is taken at its word (the decoder refuses a
+    liar with a reason code); a file without a known extension is DICOM when it has the `DICM`
+    prefix at byte 128 or starts like a bare dataset (a group 0002 or 0008 element, little
+    endian), an image when it starts with a PNG, JPEG, TIFF or BMP signature."""
+    suffix = Path(path).suffix.lower()
+    if suffix in DICOM_SUFFIXES:
+        return "dicom"
+    if suffix in IMAGE_SUFFIXES:
+        return "image"
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(132)
+    except OSError:
+        return "dicom"  # let the reader say what is wrong with it (unreadable)
+    if head[128:132] == b"DICM" or head[:2] in (b"\x02\x00", b"\x08\x00"):
+        return "dicom"
+    if head.startswith(IMAGE_SIGNATURES):
+        return "image"
+    return ""
 
 
 def load_image_file(path: str | Path, max_pixels: int = 10000 * 10000) -> np.ndarray:
@@ -21,9 +49,15 @@ def load_image_file(path: str | Path, max_pixels: int = 10000 * 10000) -> np.nda
     their type's range, not by the image's own min and max. RGB is converted to luma (ITU-R
     601), transparent pixels of RGBA/LA count as black, 16-bit greyscale keeps its depth.
 
+    A 16-bit greyscale image is scaled by the bit depth its values really use (10, 12, 14 or
+    16 bits: a 12-bit detector's export in a 16-bit PNG is not nearly black).
+
     Raises:
         IngestError: `not_image` when the file cannot be read as an image, `bad_dimensions`
-            when it is larger than `max_pixels` (checked before decoding the pixels).
+            when it is larger than `max_pixels` (checked before decoding the pixels, also when
+            the header claims a size Pillow calls a decompression bomb), `truncated_image` when
+            the data ends early (including a JPEG whose missing blocks the decoder filled with
+            grey), `non_finite` for NaN or infinite values in a float image.
     """
     path = Path(path)
     try:
@@ -33,16 +67,41 @@ def load_image_file(path: str | Path, max_pixels: int = 10000 * 10000) -> np.nda
                 raise IngestError(
                     "bad_dimensions", path, f"{width} x {height} outside 1..{max_pixels} pixels"
                 )
-            return _to_unit_gray(img)
+            img.load()
+            if img.format == "JPEG":
+                _check_jpeg_complete(img, path)
+            return _to_unit_gray(img, path)
     except IngestError:
         raise
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+    except Image.DecompressionBombError as exc:
+        raise IngestError("bad_dimensions", path, f"over Pillow's size limit ({exc})") from exc
+    except OSError as exc:
+        if "truncated" in str(exc):
+            raise IngestError("truncated_image", path, f"the data ends early ({exc})") from exc
+        raise IngestError(
+            "not_image", path, f"could not be read as an image ({type(exc).__name__}: {exc})"
+        ) from exc
+    except (UnidentifiedImageError, ValueError, SyntaxError, EOFError) as exc:
         raise IngestError(
             "not_image", path, f"could not be read as an image ({type(exc).__name__}: {exc})"
         ) from exc
 
 
-def _to_unit_gray(img: Image.Image) -> np.ndarray:
+def _check_jpeg_complete(img: Image.Image, path: Path) -> None:
+    """A JPEG whose scan was cut off but still ends in an EOI marker decodes without an error:
+    libjpeg fills the missing blocks with mid-grey (every sample 128). Its last block row
+    entirely 128 in every channel is that fill; a radiograph's own border is black or noisy."""
+    arr = np.asarray(img)
+    tail = arr[-min(8, arr.shape[0]) :]  # one block row (8 rows, the smallest MCU)
+    if tail.size and bool(np.all(tail == 128)):
+        raise IngestError(
+            "truncated_image",
+            path,
+            f"the last {tail.shape[0]} rows are the decoder's grey fill: the scan was cut off",
+        )
+
+
+def _to_unit_gray(img: Image.Image, path: Path) -> np.ndarray:
     mode = img.mode
     if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
@@ -56,12 +115,17 @@ def _to_unit_gray(img: Image.Image) -> np.ndarray:
     if mode.startswith("I;16") or (
         mode == "I" and arr.size and int(arr.min()) >= 0 and int(arr.max()) <= 65535
     ):
-        return arr.astype(np.float32) / np.float32(65535.0)
+        top = int(arr.max()) if arr.size else 0
+        depth = next(d for d in _REAL_DEPTHS if top < 2**d or d == _REAL_DEPTHS[-1])
+        return arr.astype(np.float32) / np.float32(2**depth - 1)
     if mode == "F":
-        return np.clip(arr.astype(np.float32), 0.0, 1.0)
-    raise IngestError(
-        "not_image", str(getattr(img, "filename", "")), f"unsupported image mode {mode}"
-    )
+        values = arr.astype(np.float32)
+        if not np.isfinite(values).all():
+            raise IngestError(
+                "non_finite", path, f"{int((~np.isfinite(values)).sum())} NaN or infinite values"
+            )
+        return np.clip(values, 0.0, 1.0)
+    raise IngestError("not_image", path, f"unsupported image mode {mode}")
 
 
 QUANT_DTYPES: dict[str, type[np.unsignedinteger]] = {"uint8": np.uint8, "uint16": np.uint16}

@@ -17,16 +17,22 @@ merge and the ledger share the part format and the accounting rule above.
 
 from __future__ import annotations
 
+import ctypes
 import errno
+import fcntl
 import hashlib
 import json
 import logging
 import os
 import shutil
+import signal
+import socket
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -35,10 +41,17 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from medrep.data.adapters.base import DatasetAdapter, ImageRecord, ReportRecord
+from medrep.data.adapters.common import is_under
 from medrep.data.cache import ARRAY_NAME, atomic_write_text, create_cache, frame_hash, stage_cache
-from medrep.data.dicom import DecodeOptions, decode_dataset_image, read_dicom
+from medrep.data.dicom import (
+    MIN_DISPLAY_SPREAD,
+    DecodeOptions,
+    decode_dataset_image,
+    display_spread,
+    read_dicom,
+)
 from medrep.data.errors import REASON_CODES, IngestError
-from medrep.data.images import IMAGE_SUFFIXES, load_image_file, quantize, resize_pad
+from medrep.data.images import load_image_file, quantize, resize_pad, sniff_kind
 from medrep.data.privacy import assign_split, pseudonymise
 from medrep.data.reports import ReportParser
 from medrep.data.scrub import Scrubber
@@ -74,6 +87,13 @@ class IngestConfig:
         split_fractions / split_salt: patient-level split shares and the hash salt.
         workers: decoding processes (1 decodes in this process; None: one per core).
         chunk_size: files per part (the unit of resumption and of sharding).
+        follow_symlinks: read files reached through symbolic links that resolve inside the
+            adapter's `export_root` (else a link is ledgered as `symlink`, unopened).
+        private: create the output folder 0700 and its files 0600 (they hold report text and
+            the pseudonymised tables; a shared server's default umask 022 makes them
+            world-readable).
+        lock_timeout_s: how long a second ingestion into the same folder waits for the first
+            (None: until it finishes; 0: stop at once, naming the holder).
     """
 
     out_dir: str
@@ -95,6 +115,9 @@ class IngestConfig:
     chunk_size: int = 64
     max_report_chars: int = 100_000
     min_side: int = 16
+    follow_symlinks: bool = False
+    private: bool = True
+    lock_timeout_s: float | None = None
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -153,6 +176,7 @@ class IngestConfig:
             "chunk_size": self.chunk_size,
             "max_report_chars": self.max_report_chars,
             "min_side": self.min_side,
+            "follow_symlinks": self.follow_symlinks,
         }
 
 
@@ -270,11 +294,115 @@ class _ChunkJob:
 def _ledger(kind: str, reason: str, source: str, message: str) -> dict[str, str]:
     if reason not in REASON_CODES:
         raise ValueError(f"unknown reason code {reason!r}; add it to REASON_CODES")
-    return {"kind": kind, "reason": reason, "source": source, "message": message}
+    return {
+        "kind": kind,
+        "reason": reason,
+        "source": safe_text(source),
+        "message": safe_text(message),
+    }
 
 
-def _is_image_file(path: str) -> bool:
-    return Path(path).suffix.lower() in IMAGE_SUFFIXES
+def safe_text(text: str) -> str:
+    """A path or name as valid UTF-8: bytes of a file name that are not UTF-8 (the operating
+    system hands them over as lone surrogates) become `\\xNN` escapes, so that the manifest and
+    the ledger can be written and still say which file it was."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def admit_records(
+    records: Sequence[ImageRecord], root: str | None, follow_symlinks: bool
+) -> tuple[list[ImageRecord], list[dict[str, str]]]:
+    """The records whose file may be read, each with its resolved path; the others ledgered.
+
+    Checked on the path alone, before anything is opened: a path outside `root` (after `..`,
+    or absolute) is `outside_export`; a path through a symbolic link is `symlink`, or with
+    `follow_symlinks` is read only when the link resolves inside `root`; a file already listed
+    under another spelling (`a/../f.png` and `f.png`, or a link and its target) is
+    `duplicate_file`. Without a root (an adapter that declares none) only links and duplicate
+    spellings are checked.
+    """
+    root_abs = os.path.abspath(root) if root else None
+    root_real = os.path.realpath(root) if root else None
+    admitted: list[ImageRecord] = []
+    ledger: list[dict[str, str]] = []
+    seen: dict[str, str] = {}
+    for rec in records:
+        lexical = os.path.abspath(rec.path)
+        if root_abs and not is_under(lexical, root_abs):
+            ledger.append(
+                _ledger("rejected", "outside_export", rec.source, "the path leaves the export root")
+            )
+            continue
+        real = os.path.realpath(lexical)
+        if root_abs and root_real:
+            linked = os.path.relpath(real, root_real) != os.path.relpath(lexical, root_abs)
+        else:
+            linked = real != lexical
+        if linked and not follow_symlinks:
+            ledger.append(
+                _ledger("rejected", "symlink", rec.source, "reached through a link; not followed")
+            )
+            continue
+        if root_real and not is_under(real, root_real):
+            ledger.append(
+                _ledger("rejected", "outside_export", rec.source, "a link that leaves the export")
+            )
+            continue
+        if linked and not os.path.exists(real):
+            ledger.append(_ledger("rejected", "missing_file", rec.source, "a link to nothing"))
+            continue
+        if real in seen:
+            ledger.append(
+                _ledger(
+                    "rejected",
+                    "duplicate_file",
+                    rec.source,
+                    f"the same file as {safe_text(seen[real])}",
+                )
+            )
+            continue
+        seen[real] = rec.source
+        admitted.append(replace(rec, path=real))
+    return admitted, ledger
+
+
+# DICOM modalities that name the same kind of radiograph (sites label CR plates DX and back)
+_SAME_MODALITY = ({"CR", "DX"},)
+
+
+def _check_sop_class(header: Any, path: str) -> None:
+    """A SOP Class UID that names another modality than the Modality element (a CT slice
+    whose Modality says DX) is refused: the element is the one an export gets wrong."""
+    implied, said = header.sop_class_modality, header.modality
+    if not implied or not said or implied == said:
+        return
+    if any({implied, said} <= group for group in _SAME_MODALITY):
+        return
+    raise IngestError(
+        "header_mismatch",
+        path,
+        f"SOP Class UID is a {implied} image but Modality says {said}",
+    )
+
+
+def _check_display(image: np.ndarray, path: str) -> None:
+    """A decoded image must be finite and show something: not one value (after the decoder's
+    window fallback), which a broken export or a collapsed window produces."""
+    if not np.isfinite(image).all():
+        raise IngestError(
+            "non_finite", path, f"{int((~np.isfinite(image)).sum())} NaN or infinite values"
+        )
+    spread = display_spread(image)
+    if spread < MIN_DISPLAY_SPREAD:
+        raise IngestError(
+            "constant_image",
+            path,
+            f"the image is one value (0.5-99.5 percentile spread {spread:.4f} of the display "
+            "range, even with a percentile window)",
+        )
 
 
 def _check_radiograph_header(ds: Any, header: Any, path: str, min_side: int) -> None:
@@ -300,7 +428,7 @@ def _process_record(
 ) -> tuple[dict[str, Any] | None, np.ndarray | None, dict[str, str] | None]:
     """One file -> (manifest row, cached image) or a ledger entry."""
     try:
-        if _is_image_file(rec.path):
+        if sniff_kind(rec.path) == "image":
             header = None
             study, patient, image_id = rec.study_key, rec.patient_id, rec.image_id or rec.source
             view, view_source, modality = rec.view.upper(), "adapter" if rec.view else "none", ""
@@ -311,7 +439,8 @@ def _process_record(
             image_id = rec.image_id or header.sop_instance_uid
             view = (rec.view or header.view_position).upper()
             view_source = "adapter" if rec.view else header.view_source
-            modality = header.modality
+            _check_sop_class(header, rec.path)
+            modality = header.modality or header.sop_class_modality
             if cfg.modalities and modality not in cfg.modalities:
                 return (
                     None,
@@ -353,13 +482,14 @@ def _process_record(
             )
         if header is None:
             image = load_image_file(rec.path, cfg.decode.max_pixels)
-            decode_path, decode_fallback = "full", "not_offered"
+            decode_path, decode_fallback, window = "full", "not_offered", "export"
         else:
             _check_radiograph_header(ds, header, rec.path, cfg.min_side)
             # the cache's side is the decoder's target: it may decode at a reduced resolution
             decoded = decode_dataset_image(ds, rec.path, cfg.decode, cfg.image_size)
             image, decode_path = decoded.image, decoded.decode_path
-            decode_fallback = decoded.fallback
+            decode_fallback, window = decoded.fallback, decoded.window
+        _check_display(image, rec.path)
         if min(image.shape) < cfg.min_side:
             raise IngestError(
                 "bad_dimensions",
@@ -368,6 +498,7 @@ def _process_record(
             )
     except IngestError as err:
         return None, None, _ledger("rejected", err.reason, rec.source, err.message)
+    cached = quantize(resize_pad(image, cfg.image_size), cfg.cache_dtype)
     patient_key = pseudonymise(patient, cfg.secret, "patient")
     row = {
         "image_key": pseudonymise(image_id, cfg.secret, "image"),
@@ -388,9 +519,12 @@ def _process_record(
         "transfer_syntax": header.transfer_syntax if header else Path(rec.path).suffix.lower(),
         "decode_path": decode_path,
         "decode_fallback": decode_fallback,
-        "source": rec.source,
+        "window": window,
+        "source": safe_text(rec.source),
+        # what the merge compares to find one image under two keys (not a manifest column)
+        "pixel_sha256": hashlib.sha256(cached.tobytes()).hexdigest(),
     }
-    return row, quantize(resize_pad(image, cfg.image_size), cfg.cache_dtype), None
+    return row, cached, None
 
 
 def _part_paths(parts_dir: str, name: str) -> tuple[Path, Path]:
@@ -421,19 +555,118 @@ def _process_chunk(job: _ChunkJob) -> int:
     return len(job.records)
 
 
-def _init_worker() -> None:
+def _init_worker(parent: int) -> None:
+    # a worker dies with its parent: a parent killed (-9, OOM killer, a scheduler) would
+    # otherwise leave its decoding processes running, re-parented, holding their memory
+    exit_with_parent(parent)
     # each decoding process does single-threaded numeric work; N processes already use N cores
     import torch
 
     torch.set_num_threads(1)
 
 
+_PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h)
+
+
+def exit_with_parent(parent: int) -> None:
+    """Ask the kernel to kill this process when its parent dies (Linux; elsewhere nothing)."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            return
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
+
 def _pool_imap(fn: Callable[[T], R], items: Sequence[T], workers: int) -> Iterator[R]:
     if workers <= 1 or len(items) < 2:
         yield from map(fn, items)
         return
-    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker) as pool:
-        yield from pool.map(fn, items, chunksize=1)
+    with ProcessPoolExecutor(
+        max_workers=workers, initializer=_init_worker, initargs=(os.getpid(),)
+    ) as pool:
+        try:
+            yield from pool.map(fn, items, chunksize=1)
+        except BaseException:
+            # SIGTERM, Ctrl-C or a failure: the chunks not started are dropped (the pool would
+            # otherwise process every queued chunk before the exception leaves this block)
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+
+
+LOCK_NAME = ".ingest.lock"
+
+
+class IngestLockTimeout(RuntimeError):
+    """Another ingestion holds the output folder's lock."""
+
+
+@contextmanager
+def ingest_lock(out: Path, timeout_s: float | None) -> Iterator[None]:
+    """Hold an exclusive advisory lock on `out` for the whole ingestion.
+
+    A second ingestion into the same folder (another shell, a sweep's parallel jobs) waits
+    until the first has finished, then finds its outputs complete and reuses them, or stops
+    after `timeout_s` with an error naming the holder (process, host, start time). The lock is
+    the kernel's (`flock`): a holder that dies, even by kill -9, releases it.
+    """
+    path = out / LOCK_NAME
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        start = time.monotonic()
+        announced = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                holder = _lock_holder(path)
+                waited = time.monotonic() - start
+                if timeout_s is not None and waited >= timeout_s:
+                    raise IngestLockTimeout(
+                        f"{out} is being written by another ingestion ({holder}); waited "
+                        f"{waited:.0f} s (data.ingest.lock_timeout_s={timeout_s}). Run again "
+                        "when it has finished, or give this run another paths.ingest_dir."
+                    ) from None
+                if not announced:
+                    log.info("waiting for another ingestion into %s (%s)", out, holder)
+                    announced = True
+                time.sleep(0.5)
+        os.ftruncate(fd, 0)
+        owner = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
+        os.pwrite(fd, json.dumps(owner).encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)  # no holder named any more
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _lock_holder(path: Path) -> str:
+    try:
+        owner = json.loads(path.read_text() or "{}")
+    except (OSError, ValueError):
+        owner = {}
+    if not owner:
+        return "holder unknown"
+    started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(owner.get("started", 0)))
+    return f"process {owner.get('pid')} on {owner.get('host')}, started {started}"
+
+
+@contextmanager
+def _private_files(private: bool) -> Iterator[None]:
+    """Files and folders created meanwhile are the owner's only (umask 077)."""
+    if not private:
+        yield
+        return
+    previous = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(previous)
 
 
 # ---- the run ---------------------------------------------------------------------------------
@@ -473,34 +706,51 @@ def run_ingestion(
     index, n_shards = shard
     if not 0 <= index < n_shards:
         raise ValueError(f"shard must be i/N with 0 <= i < N, got {index}/{n_shards}")
-    start = time.time()
-    parser = parser or ReportParser()
     out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    with _private_files(cfg.private):
+        out.mkdir(parents=True, exist_ok=True)
+        if cfg.private:
+            os.chmod(out, 0o700)
+        with ingest_lock(out, cfg.lock_timeout_s):
+            return _run_ingestion(
+                cfg, adapter, parser or ReportParser(), scrubber, (index, n_shards), merge
+            )
 
+
+def _run_ingestion(
+    cfg: IngestConfig,
+    adapter: DatasetAdapter,
+    parser: ReportParser,
+    scrubber: Scrubber | None,
+    shard: tuple[int, int],
+    merge: bool,
+) -> dict[str, Any]:
+    """`run_ingestion`'s work, under the folder's lock."""
+    index, n_shards = shard
+    start = time.time()
+    out = Path(cfg.out_dir)
     report_frame, report_ledger, scrubbed = parse_reports(adapter.reports(), cfg, parser, scrubber)
-    records = list(adapter.images())
-    if not records:
+    listed = list(adapter.images())
+    if not listed:
         raise FileNotFoundError(f"the {adapter.name} dataset lists no image files")
+    records, path_ledger = admit_records(
+        listed, getattr(adapter, "export_root", None), cfg.follow_symlinks
+    )
     labels = pseudonymise_labels(adapter.labels(), cfg)
     # records the adapter could not build (a report file it could not parse, a metadata row
     # naming a missing image): ledgered beside the reports, outside the file count
     report_ledger += [_ledger("rejected", p.reason, p.source, p.message) for p in adapter.problems]
     inputs = {
-        "files": _digest([r.source for r in records]),
+        "files": _digest([r.source for r in listed]),
         "reports": frame_hash(report_frame),
         "labels": frame_hash(labels) if labels is not None else None,
     }
     fingerprint = _digest({"config": cfg.fingerprint(), "inputs": inputs})
     summary_path = out / SUMMARY_NAME
-    if summary_path.exists():
-        previous = json.loads(summary_path.read_text())
-        if (
-            previous.get("fingerprint") == fingerprint
-            and (out / CACHE_DIR / "cache_meta.json").exists()
-        ):
-            log.info("ingestion in %s is complete for these inputs and settings; reusing it", out)
-            return previous
+    previous = _complete_outputs(out, fingerprint)
+    if previous is not None:
+        log.info("ingestion in %s is complete for these inputs and settings; reusing it", out)
+        return previous
 
     parts_dir = out / PARTS_DIR
     parts_dir.mkdir(exist_ok=True)
@@ -549,7 +799,16 @@ def run_ingestion(
             "parts_missing": len(missing),
             "seconds": round(time.time() - start, 2),
         }
-    summary = _merge(cfg, chunk_names, parts_dir, report_frame, report_ledger, labels, len(records))
+    summary = _merge(
+        cfg,
+        chunk_names,
+        parts_dir,
+        report_frame,
+        report_ledger,
+        labels,
+        len(listed),
+        path_ledger,
+    )
     summary.update(
         {
             "fingerprint": fingerprint,
@@ -562,6 +821,33 @@ def run_ingestion(
     return summary
 
 
+def _complete_outputs(out: Path, fingerprint: str) -> dict[str, Any] | None:
+    """The summary of a finished ingestion of these inputs and settings in `out`, or None.
+
+    Finished means every output belongs to the same merge: the summary's fingerprint is this
+    one, and the manifest on disk, the summary and the cache's metadata name the same manifest
+    hash (a folder left mixed by an interrupted or concurrent writer is redone, not reused).
+    """
+    summary_path = out / SUMMARY_NAME
+    meta_path = out / CACHE_DIR / "cache_meta.json"
+    manifest_path = out / MANIFEST_NAME
+    if not (summary_path.exists() and meta_path.exists() and manifest_path.exists()):
+        return None
+    try:
+        previous = json.loads(summary_path.read_text())
+        meta = json.loads(meta_path.read_text())
+        manifest_sha = frame_hash(pd.read_parquet(manifest_path))
+    except (OSError, ValueError) as exc:
+        log.warning("ingestion outputs in %s are unreadable (%s); redoing them", out, exc)
+        return None
+    if previous.get("fingerprint") != fingerprint:
+        return None
+    if not previous.get("manifest_sha256") == meta.get("manifest_sha256") == manifest_sha:
+        log.warning("ingestion outputs in %s do not belong together; redoing them", out)
+        return None
+    return dict(previous)
+
+
 def _merge(
     cfg: IngestConfig,
     chunk_names: list[str],
@@ -570,13 +856,16 @@ def _merge(
     report_ledger: list[dict[str, str]],
     labels: pd.DataFrame | None,
     n_files: int,
+    path_ledger: list[dict[str, str]],
 ) -> dict[str, Any]:
-    """Assemble parts (in chunk order) into the final cache, manifest, tables and ledger."""
+    """Assemble parts (in chunk order) into the final cache, manifest, tables and ledger;
+    `path_ledger` holds the files refused before any was opened (`admit_records`)."""
     out = Path(cfg.out_dir)
-    ledger: list[dict[str, str]] = []
+    ledger: list[dict[str, str]] = list(path_ledger)
     keep: list[tuple[str, int, dict[str, Any]]] = []
     seen_images: set[str] = set()
     seen_studies: set[str] = set()
+    seen_pixels: dict[str, str] = {}
     for name in chunk_names:
         part = json.loads(_part_paths(str(parts_dir), name)[1].read_text())
         ledger.extend(part["ledger"])
@@ -592,6 +881,21 @@ def _merge(
                 )
                 continue
             seen_images.add(row["image_key"])
+            pixels = row.pop("pixel_sha256")
+            first = seen_pixels.get(pixels)
+            if first is not None:
+                # one image under two keys or patients (a re-sent study, a merged record) would
+                # otherwise land in two splits: the first is kept
+                ledger.append(
+                    _ledger(
+                        "rejected",
+                        "duplicate_content",
+                        row["source"],
+                        f"pixel-identical to {first} (cached)",
+                    )
+                )
+                continue
+            seen_pixels[pixels] = row["source"]
             if cfg.one_image_per_study and row["study_key"] in seen_studies:
                 ledger.append(
                     _ledger(
@@ -648,6 +952,7 @@ def _merge(
         },
         "views": {str(k): int(v) for k, v in manifest["view"].value_counts().sort_index().items()},
         "decode_paths": _counts(manifest["decode_path"]),
+        "windows": _counts(manifest["window"]),
         "decode_fallbacks": _counts(manifest["decode_fallback"][manifest["decode_fallback"] != ""]),
         "manifest_sha256": manifest_sha,
         "cache_params": cfg.cache_params(),
@@ -721,7 +1026,7 @@ def _stage_outputs(
 _MANIFEST_COLUMNS = [
     "image_key", "study_key", "patient_key", "series_key", "split", "view", "view_source",
     "modality", "rows", "columns", "photometric", "bits_stored", "transfer_syntax", "decode_path",
-    "decode_fallback", "source",
+    "decode_fallback", "window", "source",
 ]  # fmt: skip
 
 

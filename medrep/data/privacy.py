@@ -34,7 +34,10 @@ def pseudonymise(value: str, secret: str, namespace: str) -> str:
     """
     if not value:
         raise ValueError(f"cannot pseudonymise an empty {namespace}")
-    mac = hmac.new(secret.encode(), f"{namespace}\x00{value}".encode(), hashlib.sha256)
+    # surrogateescape: an identifier taken from a file name that is not UTF-8 (the operating
+    # system hands its bytes over as lone surrogates) hashes its bytes; UTF-8 text is unchanged
+    message = f"{namespace}\x00{value}".encode("utf-8", "surrogateescape")
+    mac = hmac.new(secret.encode(), message, hashlib.sha256)
     return mac.hexdigest()[:KEY_HEX_CHARS]
 
 

@@ -59,7 +59,12 @@ class ImageRecord:
 
 
 class DatasetAdapter(Protocol):
-    """A dataset layout. Implementations are cheap to construct and read lazily."""
+    """A dataset layout. Implementations are cheap to construct and read lazily.
+
+    An adapter may also have `export_root` (a folder): ingestion then refuses every image path
+    that resolves outside it, without opening it (`medrep.data.ingest`). The adapters of this
+    package all have one.
+    """
 
     name: str
 

@@ -60,11 +60,16 @@ class CheXpertAdapter(ProblemLogMixin):
     check_files: bool = True
     name: str = "chexpert"
 
-    def _tables(self) -> Iterator[tuple[str, pd.DataFrame]]:
+    def _tables(self, stage: str) -> Iterator[tuple[str, pd.DataFrame]]:
         root = require_dir(self.root, "the CheXpert folder", "point root at CheXpert-v1.0-small")
         for name in self.csvs:
             path = Path(name) if Path(name).is_absolute() else root / name
-            yield path.name, read_table(path, ["Path"], "use CheXpert's train.csv or valid.csv")
+            yield (
+                path.name,
+                read_table(
+                    path, ["Path"], "use CheXpert's train.csv or valid.csv", self._bad_rows(stage)
+                ),
+            )
 
     def _relative(self, value: str) -> Path:
         parts = Path(value).parts
@@ -73,6 +78,11 @@ class CheXpertAdapter(ProblemLogMixin):
             return Path(*parts[1:]) if len(parts) > 1 else Path()
         return Path(value)
 
+    @property
+    def export_root(self) -> str | None:
+        """The folder every image path must lie under (ingestion checks)."""
+        return str(self.root) if self.root else None
+
     def reports(self) -> Iterator[ReportRecord]:
         """CheXpert ships no reports."""
         return iter(())
@@ -80,10 +90,10 @@ class CheXpertAdapter(ProblemLogMixin):
     def images(self) -> Iterator[ImageRecord]:
         self._start_stage("images")
         root = Path(self.root)
-        for csv_name, table in self._tables():
+        for csv_name, table in self._tables("images"):
             columns = set(table.columns)
-            for i, row in enumerate(table.to_dict("records")):
-                where = f"{csv_name}#row{i + 2}"
+            for line, row in zip(table.index, table.to_dict("records"), strict=True):
+                where = f"{csv_name}#row{line}"
                 rel = self._relative(row["Path"])
                 if len(rel.parts) < 3:
                     self._record_problem(
@@ -109,8 +119,9 @@ class CheXpertAdapter(ProblemLogMixin):
 
     def labels(self) -> pd.DataFrame:
         """One row per study (the labels of its first image row: CheXpert's are per study)."""
+        self._start_stage("labels")
         frames = []
-        for _, table in self._tables():
+        for _, table in self._tables("labels"):
             keys = [
                 "/".join(self._relative(p).parts[-3:-1])
                 if len(self._relative(p).parts) >= 3

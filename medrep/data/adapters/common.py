@@ -8,7 +8,16 @@ raised at once instead, because no record of the dataset could be trusted.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import bz2
+import codecs
+import csv
+import gzip
+import io
+import lzma
+import os
+import re
+import zipfile
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +32,10 @@ ADAPTER_REASON_CODES: dict[str, str] = {
     "missing_key": "the record has no key to join it by (empty id column, unexpected file name)",
     "unreadable_report": "a report file could not be read or parsed (XML error, bad encoding)",
     "missing_file": "a metadata row or report names an image file that is not on disk",
+    "bad_table_row": "a CSV row that cannot be read (fields do not match the header, bad quoting)",
+    "outside_export": "a folder link that resolves outside the export's root (not listed)",
+    "unsupported_file": "a file in the image folder that is neither DICOM nor a supported image",
+    "symlink": "a linked folder that was not entered (data.ingest.follow_symlinks is false)",
 }
 
 
@@ -63,6 +76,10 @@ class ProblemLog:
     def add(self, stage: str, reason: str, source: str, message: str) -> None:
         self._by_stage.setdefault(stage, []).append(AdapterProblem(reason, source, message))
 
+    def bad_rows(self, stage: str) -> Callable[[BadRow], None]:
+        """`read_table`'s `on_bad_row` that records each unreadable row as `bad_table_row`."""
+        return lambda row: self.add(stage, "bad_table_row", row.where, row.message)
+
     @property
     def problems(self) -> list[AdapterProblem]:
         return [p for stage in self._by_stage.values() for p in stage]
@@ -99,26 +116,271 @@ class ProblemLogMixin:
         """Record a skipped record; `reason` is a key of `ADAPTER_REASON_CODES`."""
         self._problem_log.add(stage, reason, source, message)
 
+    def _bad_rows(self, stage: str) -> Callable[[BadRow], None]:
+        """`read_table`'s `on_bad_row` that records each unreadable row as `bad_table_row`."""
+        return self._problem_log.bad_rows(stage)
 
-def read_table(path: str | Path, required: Sequence[str], fix: str) -> pd.DataFrame:
+
+# what a table's bytes may start with, and the encoding that mark names
+_BOMS: tuple[tuple[bytes, str], ...] = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+# delimiters tried, in this order, when the header does not show the required columns
+DELIMITERS = (",", ";", "\t", "|")
+
+
+@dataclass(frozen=True)
+class BadRow:
+    """A table row that could not be read as a record: where it is and what was wrong."""
+
+    where: str  # `file.csv#row12` (the row as a spreadsheet numbers it; the message has the line)
+    message: str
+
+
+def decode_table_bytes(data: bytes) -> tuple[str, str, bool]:
+    """(text, encoding, repaired): a byte-order mark wins; else UTF-8, else UTF-8 with
+    undecodable bytes replaced by U+FFFD (repaired, so that the row survives and ingestion
+    ledgers it as `bad_encoding`). UTF-16 without a mark is recognised by its zero bytes."""
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            return data.decode(encoding, errors="replace"), encoding, False
+    head = data[:4096]
+    if len(head) >= 4 and head.count(0) >= len(head) // 4:
+        encoding = "utf-16-le" if head[1] == 0 else "utf-16-be"
+        return data.decode(encoding, errors="replace"), encoding, False
+    try:
+        return data.decode("utf-8"), "utf-8", False
+    except UnicodeDecodeError:
+        return data.decode("utf-8", errors="replace"), "utf-8", True
+
+
+def read_table(
+    path: str | Path,
+    required: Sequence[str],
+    fix: str,
+    on_bad_row: Callable[[BadRow], None] | None = None,
+    delimiter: str | None = None,
+) -> pd.DataFrame:
     """A CSV as strings (empty cells stay ""), after checking its required columns.
+
+    The encoding is found from a byte-order mark (UTF-8, UTF-16, UTF-32), else UTF-8; bytes
+    that do not decode become U+FFFD. The delimiter is `delimiter`, or the first of `,`, `;`,
+    tab and `|` whose header holds every required column. A row that cannot be read (more or
+    fewer fields than the header, a quote left open, a stray quote inside a field) is passed to
+    `on_bad_row` with its line and the rest of the table is read; without `on_bad_row` it is an
+    error that names the file and the line.
 
     Raises:
         FileNotFoundError: the file does not exist.
-        ValueError: required columns are missing; the message names the file, the columns
-            found and `fix`.
+        ValueError: required columns are missing with every delimiter (the message names the
+            file, the columns found and `fix`), or a bad row without `on_bad_row`.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file; {fix}")
-    # undecodable bytes become U+FFFD: the row survives and ingestion ledgers it as repaired
-    table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding_errors="replace")
-    missing = [c for c in required if c not in table.columns]
-    if missing:
+    try:
+        data = _decompress(path, path.read_bytes())
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{path}: cannot be read ({exc}); {fix}") from exc
+    text, encoding, _ = decode_table_bytes(data)
+    if "\x00" in text:
         raise ValueError(
-            f"{path}: missing column(s) {missing} (found {list(table.columns)}); {fix}"
+            f"{path}: holds NUL characters after decoding as {encoding}: not a text table; {fix}"
         )
-    return table
+    header, chosen = _choose_delimiter(text, required, delimiter)
+    repeated = sorted({h for h in header if header.count(h) > 1})
+    if repeated:
+        raise ValueError(f"{path}: the header names {repeated} more than once; {fix}")
+    missing = [c for c in required if c not in header]
+    if missing:
+        tried = f"delimiter {delimiter!r}" if delimiter else f"delimiters {list(DELIMITERS)}"
+        raise ValueError(
+            f"{path}: missing column(s) {missing} (found {header} with {tried}, read as "
+            f"{encoding}); {fix}"
+        )
+    numbers, rows, bad = _read_rows(text, chosen, len(header), path.name)
+    for row in bad:
+        if on_bad_row is None:
+            raise ValueError(f"{path}: {row.where.split('#')[-1]}, {row.message}; {fix}")
+        on_bad_row(row)
+    # the index is each row's number as a spreadsheet shows it (what `file.csv#rowN` names)
+    return pd.DataFrame(rows, columns=header, index=pd.Index(numbers, name="row"), dtype=str)
+
+
+def _decompress(path: Path, data: bytes) -> bytes:
+    """The table's bytes, decompressed when its name ends in .gz, .bz2, .xz or .zip."""
+    suffix = path.suffix.lower()
+    if suffix == ".gz":
+        return gzip.decompress(data)
+    if suffix == ".bz2":
+        return bz2.decompress(data)
+    if suffix == ".xz":
+        return lzma.decompress(data)
+    if suffix == ".zip":
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            names = [n for n in archive.namelist() if not n.endswith("/")]
+            if len(names) != 1:
+                raise ValueError(f"a zipped table must hold one file, found {len(names)}")
+            return archive.read(names[0])
+    return data
+
+
+def _choose_delimiter(
+    text: str, required: Sequence[str], delimiter: str | None
+) -> tuple[list[str], str]:
+    """(header, delimiter): the given delimiter, or the first whose header has `required`."""
+    candidates = (delimiter,) if delimiter else DELIMITERS
+    first: list[str] | None = None
+    for candidate in candidates:
+        try:
+            header = next(csv.reader(io.StringIO(text), delimiter=candidate), [])
+        except csv.Error:
+            header = []
+        header = [h.strip() for h in header]
+        if first is None:
+            first = header
+        if all(c in header for c in required):
+            return header, candidate
+    return first or [], candidates[0]
+
+
+def _read_rows(
+    text: str, delimiter: str, n_columns: int, name: str
+) -> tuple[list[int], list[list[str]], list[BadRow]]:
+    """(row numbers, rows) of every data row with exactly `n_columns` fields; the others as
+    `BadRow`s. Rows are numbered as a spreadsheet shows them (the header is row 1, blank lines
+    are not rows), so a multi-line report is one row; a bad row's message adds its line."""
+    numbers: list[int] = []
+    rows: list[list[str]] = []
+    bad: list[BadRow] = []
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    number = 0
+    while True:
+        line = reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            # strict mode stops at a quote left open (to the end of the file) or a stray one
+            number += 1
+            bad.append(BadRow(f"{name}#row{number}", f"line {line}: malformed quoting ({exc})"))
+            continue
+        if not row or (len(row) == 1 and not row[0].strip()):
+            continue  # a blank line
+        number += 1
+        if number == 1:
+            continue  # the header
+        if len(row) != n_columns:
+            bad.append(
+                BadRow(
+                    f"{name}#row{number}",
+                    f"line {line}: {len(row)} fields where the header has {n_columns} (a "
+                    "delimiter or quote inside an unquoted field?)",
+                )
+            )
+            continue
+        numbers.append(number)
+        rows.append(row)
+    return numbers, rows, bad
+
+
+def glob_regex(pattern: str) -> re.Pattern[str]:
+    """A glob over relative POSIX paths as a case-insensitive regular expression: `**/` is any
+    number of folders (none included), `*` and `?` stay within one name."""
+    out, i = [], 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif pattern[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif pattern[i] == "?":
+            out.append("[^/]")
+            i += 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return re.compile("".join(out) + r"\Z", re.IGNORECASE)
+
+
+def is_under(path: str, root: str) -> bool:
+    """Whether `path` is `root` or lies below it (both absolute and normalised)."""
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def discover_files(
+    root: Path,
+    pattern: str | None,
+    follow_symlinks: bool,
+    record: Callable[[str, str, str], None],
+) -> list[Path]:
+    """The image files under `root`, sorted by relative path; what is skipped goes to `record`
+    as (reason, relative path, message).
+
+    With `pattern`, the files whose relative path matches it in any case; without, the files
+    `medrep.data.images.sniff_kind` recognises (DICOM and image extensions in any case, and
+    files without one that start like DICOM or an image; the others are `unsupported_file`).
+    Links to files are listed as they are (ingestion refuses or follows them); linked folders
+    are entered only with `follow_symlinks`, only when they resolve inside `root`, and only
+    once (a link loop ends there), else recorded. Nothing behind a link that leaves `root` is
+    opened.
+    """
+    from medrep.data.images import sniff_kind
+
+    matcher = glob_regex(pattern) if pattern else None
+    root_real = os.path.realpath(root)
+    visited = {root_real}
+    found: list[tuple[str, Path]] = []
+
+    def walk_error(exc: OSError) -> None:
+        where = os.path.relpath(exc.filename, root) if exc.filename else str(root)
+        record("unsupported_file", where, f"folder could not be listed ({exc.strerror})")
+
+    for dirpath, dirnames, filenames in os.walk(
+        root, followlinks=follow_symlinks, onerror=walk_error
+    ):
+        kept = []
+        for name in sorted(dirnames):
+            full = os.path.join(dirpath, name)
+            rel = os.path.relpath(full, root)
+            real = os.path.realpath(full)
+            if os.path.islink(full) and not follow_symlinks:
+                record("symlink", rel, "a linked folder, not entered (data.ingest.follow_symlinks)")
+                continue
+            if not is_under(real, root_real):
+                record("outside_export", rel, "a linked folder that leaves the export; not listed")
+                continue
+            if real in visited:
+                continue  # a link loop, or a second way into a folder already listed
+            visited.add(real)
+            kept.append(name)
+        dirnames[:] = kept
+        for name in filenames:
+            full = os.path.join(dirpath, name)
+            rel = os.path.relpath(full, root)
+            posix = rel.replace(os.sep, "/")
+            if matcher is not None:
+                if matcher.match(posix):
+                    found.append((posix, Path(full)))
+                continue
+            linked_out = os.path.islink(full) and (
+                not follow_symlinks or not is_under(os.path.realpath(full), root_real)
+            )
+            # a link is listed unread: ingestion refuses it (and never opens what it points at)
+            if linked_out or sniff_kind(full):
+                found.append((posix, Path(full)))
+            else:
+                record("unsupported_file", rel, "neither DICOM nor a PNG/JPEG/TIFF/BMP image")
+    return [path for _, path in sorted(found, key=lambda item: item[0])]
 
 
 def label_frame(

@@ -229,6 +229,11 @@ class IUXrayAdapter(ProblemLogMixin):
                     continue
                 yield member.name, handle.read()
 
+    @property
+    def export_root(self) -> str | None:
+        """The folder every image path must lie under (ingestion checks)."""
+        return str(self.image_dir) if self.image_dir else None
+
     def reports(self) -> Iterator[ReportRecord]:
         """One record per readable XML report (an empty one too: ingestion ledgers it)."""
         for study in self.studies():

@@ -9,7 +9,7 @@ as a separate download (`mimic-cxr-reports.zip`), hence `reports_root`.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +17,7 @@ import pandas as pd
 
 from medrep.data.adapters.base import ImageRecord, ReportRecord
 from medrep.data.adapters.common import (
+    BadRow,
     ProblemLog,
     ProblemLogMixin,
     label_frame,
@@ -77,9 +78,17 @@ def mimic_image_files(
         )
 
 
-def mimic_labels(path: str | Path) -> pd.DataFrame:
-    """`mimic-cxr-2.0.0-chexpert.csv` (or negbio): `study_key` = `s<study_id>`, float labels."""
-    table = read_table(path, ["study_id"], "use the CheXpert or NegBio label CSV of MIMIC-CXR-JPG")
+def mimic_labels(
+    path: str | Path, on_bad_row: Callable[[BadRow], None] | None = None
+) -> pd.DataFrame:
+    """`mimic-cxr-2.0.0-chexpert.csv` (or negbio): `study_key` = `s<study_id>`, float labels.
+    Unreadable rows go to `on_bad_row` (see `read_table`)."""
+    table = read_table(
+        path,
+        ["study_id"],
+        "use the CheXpert or NegBio label CSV of MIMIC-CXR-JPG",
+        on_bad_row,
+    )
     columns = [c for c in table.columns if c not in ("subject_id", "study_id")]
     return label_frame((f"s{s}" for s in table["study_id"]), table, columns)
 
@@ -112,6 +121,11 @@ class MimicCxrAdapter(ProblemLogMixin):
     suffix: str = ".dcm"
     name: str = "mimic_cxr"
 
+    @property
+    def export_root(self) -> str | None:
+        """The folder every image path must lie under (ingestion checks)."""
+        return str(self.root) if self.root else None
+
     def reports(self) -> Iterator[ReportRecord]:
         self._start_stage("reports")
         yield from mimic_reports(self.reports_root or self.root, self._problem_log)
@@ -121,4 +135,7 @@ class MimicCxrAdapter(ProblemLogMixin):
         yield from mimic_image_files(self.root, self.suffix, self._problem_log)
 
     def labels(self) -> pd.DataFrame | None:
-        return mimic_labels(resolve(self.root, self.labels_csv)) if self.labels_csv else None
+        if not self.labels_csv:
+            return None
+        self._start_stage("labels")
+        return mimic_labels(resolve(self.root, self.labels_csv), self._bad_rows("labels"))

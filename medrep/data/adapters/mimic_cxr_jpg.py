@@ -42,6 +42,11 @@ class MimicCxrJpgAdapter(ProblemLogMixin):
     suffix: str = ".jpg"
     name: str = "mimic_cxr_jpg"
 
+    @property
+    def export_root(self) -> str | None:
+        """The folder every image path must lie under (ingestion checks)."""
+        return str(self.root) if self.root else None
+
     def reports(self) -> Iterator[ReportRecord]:
         self._start_stage("reports")
         yield from mimic_reports(self.reports_root, self._problem_log)
@@ -50,19 +55,22 @@ class MimicCxrJpgAdapter(ProblemLogMixin):
         self._start_stage("images")
         path = resolve(self.root, self.metadata_csv)
         table = read_table(
-            path, METADATA_COLUMNS, "set metadata_csv to MIMIC-CXR-JPG's metadata CSV"
+            path,
+            METADATA_COLUMNS,
+            "set metadata_csv to MIMIC-CXR-JPG's metadata CSV",
+            self._bad_rows("images"),
         )
         rows: dict[str, tuple[int, str]] = {}  # dicom_id -> (CSV line, view)
-        for i, (dicom_id, subject, study, view) in enumerate(
-            zip(*(table[c] for c in METADATA_COLUMNS), strict=True)
+        for line, dicom_id, subject, study, view in zip(
+            table.index, *(table[c] for c in METADATA_COLUMNS), strict=True
         ):
-            where = f"{path.name}#row{i + 2}"
+            where = f"{path.name}#row{line}"
             if not (dicom_id and subject and study):
                 self._record_problem(
                     "images", "missing_key", where, "dicom_id, subject_id or study_id empty"
                 )
                 continue
-            rows[dicom_id] = (i + 2, view.strip().upper())
+            rows[dicom_id] = (int(line), view.strip().upper())
         seen: set[str] = set()
         for record in mimic_image_files(self.root, self.suffix, self._problem_log):
             line, view = rows.get(record.image_id, (0, ""))
@@ -78,4 +86,7 @@ class MimicCxrJpgAdapter(ProblemLogMixin):
                 )
 
     def labels(self) -> pd.DataFrame | None:
-        return mimic_labels(resolve(self.root, self.labels_csv)) if self.labels_csv else None
+        if not self.labels_csv:
+            return None
+        self._start_stage("labels")
+        return mimic_labels(resolve(self.root, self.labels_csv), self._bad_rows("labels"))
