@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import Any, NoReturn
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -23,11 +26,30 @@ from pipelines.stages import mark_finished, reusable_outputs, stage_dir, stage_k
 log = logging.getLogger("medrep")
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+# run folders are named by time and process (conf/hydra/default.yaml); registered at import,
+# before Hydra composes the config
+OmegaConf.register_new_resolver("pid", os.getpid, replace=True)
+# the exit status of a stage stopped by SIGTERM (128 + the signal, as a shell reports it)
+TERMINATED_STATUS = 128 + signal.SIGTERM
+SECRET_KEY = "data.ingest.secret.secret"
+REDACTED = "<redacted>"
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived (a scheduler's cancel, a pre-emption, `kill`): unwind and exit non-zero."""
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise Terminated(signum)
 
 
 def configure_process(cfg: DictConfig) -> None:
     """Process-wide settings every stage needs: offline hub, thread count, logging."""
     set_offline()
+    # unwind on SIGTERM (locks released, temporary files removed) and exit 143, never 0;
+    # Lightning's own handler (during fit) calls this one after its own
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    redact_written_configs(cfg)
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     logging.basicConfig(
@@ -71,9 +93,70 @@ def record_stage(cfg: DictConfig, stage: str, outputs: dict[str, Any], seconds: 
     if summary.exists():
         record["input_manifest_sha256"] = json.loads(summary.read_text()).get("manifest_sha256")
     record_path.write_text(json.dumps(record, indent=2, default=str))
-    OmegaConf.save(cfg, run_dir / "resolved_config.yaml", resolve=True)
+    OmegaConf.save(redacted(cfg), run_dir / "resolved_config.yaml", resolve=True)
     shown = ", ".join(f"{k}={v}" for k, v in outputs.items() if not isinstance(v, dict | list))
     print(f"[{stage}] done in {seconds:.1f}s: {shown}", flush=True)
+
+
+def _stopped(stage: str) -> NoReturn:
+    print(
+        f"[{stage}] stopped by SIGTERM before it finished; the later stages do not run. The same "
+        "command resumes (pretraining from its last checkpoint, ingestion from its last part).",
+        flush=True,
+    )
+    raise SystemExit(TERMINATED_STATUS)
+
+
+def literal_secret(cfg: DictConfig) -> str | None:
+    """The pseudonymisation secret when the config holds it as a value (not an env variable)."""
+    node = OmegaConf.select(cfg, SECRET_KEY, default=None)
+    return str(node) if node else None
+
+
+def redacted(cfg: DictConfig) -> DictConfig:
+    """A copy of `cfg` whose literal pseudonymisation secret reads `<redacted>`."""
+    if literal_secret(cfg) is None:
+        return cfg
+    copy = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
+    assert isinstance(copy, DictConfig)
+    OmegaConf.update(copy, SECRET_KEY, REDACTED, force_add=True)
+    return copy
+
+
+def redact_written_configs(cfg: DictConfig) -> None:
+    """Remove a literal secret from the configs Hydra wrote for this run (`.hydra/*.yaml`, and
+    a sweep's `multirun.yaml`): a secret given as `data.ingest.secret.secret=...` would stay
+    in every run folder. The variable `data.ingest.secret.secret_env` names is the way to pass
+    it; a warning says so."""
+    secret = literal_secret(cfg)
+    if secret is None or secret == REDACTED:
+        return
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return
+    from hydra.types import RunMode
+
+    hydra_cfg = HydraConfig.get()
+    written = [Path(hydra_cfg.runtime.output_dir) / (hydra_cfg.output_subdir or ".hydra")]
+    if hydra_cfg.mode == RunMode.MULTIRUN:
+        written.append(Path(hydra_cfg.sweep.dir))
+    found = False
+    for folder in written:
+        for path in folder.glob("*.yaml") if folder.is_dir() else ():
+            text = path.read_text()
+            if secret in text:
+                path.write_text(text.replace(secret, REDACTED))
+                found = True
+    if found and "synthetic" not in str(OmegaConf.select(cfg, "data.name", default="")):
+        log.warning(
+            "the pseudonymisation secret was given in the config; it is redacted from the run's "
+            "saved configs, but a command line is kept in shell histories and process lists: "
+            "export %s instead",
+            OmegaConf.select(
+                cfg, "data.ingest.secret.secret_env", default="MEDREP_PSEUDONYM_SECRET"
+            ),
+        )
 
 
 def timed_stage(
@@ -87,7 +170,15 @@ def timed_stage(
         print(f"[{stage}] unchanged config and inputs: reusing {stage_dir(stage, cfg)}", flush=True)
         record_stage(cfg, stage, {**reused, "reused": True}, time.time() - start)
         return reused
-    outputs = fn(cfg)
+    try:
+        outputs = fn(cfg)
+    except Terminated:
+        _stopped(stage)
+    except SystemExit as exc:
+        # Lightning turns SIGTERM into SIGTERMException, a SystemExit without a code (status 0)
+        if exc.code not in (None, 0):
+            raise
+        _stopped(stage)
     mark_finished(stage, cfg, outputs)
     record_stage(cfg, stage, outputs, time.time() - start)
     return outputs

@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from medrep.models.checkpointing import restore_best
 from medrep.models.module import ContrastivePretrainer
 from medrep.models.serialization import load_weights, save_weights
+from pipelines.common import redacted
 
 log = logging.getLogger("medrep")
 
@@ -36,7 +37,7 @@ def build_module(cfg: DictConfig) -> ContrastivePretrainer:
 def save_model(module: L.LightningModule, cfg: Any, directory: Path, **extra: Any) -> Path:
     """The trained weights (medrep.models.serialization) and the config that builds the module."""
     path = save_weights(module, directory, **extra)
-    OmegaConf.save(cfg, directory / CONFIG_FILE, resolve=True)
+    OmegaConf.save(redacted(cfg), directory / CONFIG_FILE, resolve=True)
     return path
 
 
