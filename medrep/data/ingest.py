@@ -29,7 +29,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
@@ -55,6 +55,7 @@ from medrep.data.images import load_image_file, quantize, resize_pad, sniff_kind
 from medrep.data.privacy import assign_split, pseudonymise
 from medrep.data.reports import ReportParser
 from medrep.data.scrub import Scrubber
+from medrep.data.views import CANONICAL_VIEWS, canonical_view, normalise_view
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ SUMMARY_NAME = "ingest_summary.json"
 CACHE_DIR = "cache"
 PARTS_DIR = "parts"
 LEDGER_COLUMNS = ["kind", "reason", "source", "message"]
+_MAX_RAW_VIEW = 40  # characters of a raw view value kept in the manifest and the summary
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,10 @@ class IngestConfig:
         out_dir: where the artifacts go.
         secret: the pseudonymisation secret (see `medrep.data.privacy.resolve_secret`).
         join_element: DICOM keyword keying an image to its report when the adapter does not.
-        views / modalities: accepted views and DICOM Modality values (empty accepts all).
+        views / modalities: accepted views (PA, AP, LATERAL after `medrep.data.views`' vocabulary:
+            "AP Supine" is AP) and DICOM Modality values (empty accepts all).
+        view_map: a site's raw view spellings -> PA, AP, LATERAL or "" (unknown), over the
+            vocabulary.
         keep_unknown_view: keep images whose view cannot be determined (else filtered).
         one_image_per_study: keep only the first accepted image of each study (source order).
         sections: report sections that feed pretraining.
@@ -102,6 +107,7 @@ class IngestConfig:
     views: Sequence[str] = ("PA", "AP")
     modalities: Sequence[str] = ("CR", "DX")
     keep_unknown_view: bool = False
+    view_map: Mapping[str, str] = field(default_factory=dict)
     one_image_per_study: bool = False
     sections: Sequence[str] = ("findings", "impression")
     image_size: int = 224
@@ -139,6 +145,17 @@ class IngestConfig:
             raise ValueError(
                 f"workers and chunk_size must be >= 1, got {self.workers}, {self.chunk_size}"
             )
+        unknown = [v for v in self.views if not canonical_view(v, self.view_map)]
+        if unknown:
+            raise ValueError(
+                f"data.ingest.views {unknown} name no view; use PA, AP, LATERAL (or a spelling "
+                "of medrep.data.views.VIEW_VOCABULARY)"
+            )
+        for raw in self.view_map.values():
+            if normalise_view(raw) not in (*CANONICAL_VIEWS, ""):
+                raise ValueError(
+                    f"data.ingest.view_map maps to {raw!r}; use PA, AP, LATERAL or '' (unknown)"
+                )
         fractions = dict(self.split_fractions)
         if not fractions or sum(fractions.values()) <= 0 or min(fractions.values()) < 0:
             raise ValueError(
@@ -168,6 +185,7 @@ class IngestConfig:
             "secret_check": pseudonymise("fingerprint", self.secret, "check"),
             "join_element": self.join_element,
             "views": list(self.views),
+            "view_map": dict(self.view_map),
             "modalities": list(self.modalities),
             "keep_unknown_view": self.keep_unknown_view,
             "one_image_per_study": self.one_image_per_study,
@@ -431,13 +449,13 @@ def _process_record(
         if sniff_kind(rec.path) == "image":
             header = None
             study, patient, image_id = rec.study_key, rec.patient_id, rec.image_id or rec.source
-            view, view_source, modality = rec.view.upper(), "adapter" if rec.view else "none", ""
+            raw_view, view_source, modality = rec.view, "adapter" if rec.view else "none", ""
         else:
             ds, header = read_dicom(rec.path)
             study = rec.study_key or header.key(cfg.join_element)
             patient = rec.patient_id or header.patient_id
             image_id = rec.image_id or header.sop_instance_uid
-            view = (rec.view or header.view_position).upper()
+            raw_view = rec.view or header.view_position
             view_source = "adapter" if rec.view else header.view_source
             _check_sop_class(header, rec.path)
             modality = header.modality or header.sop_class_modality
@@ -452,11 +470,19 @@ def _process_record(
                         f"Modality={modality or '(empty)'}",
                     ),
                 )
-        if cfg.views and view not in cfg.views and not (not view and cfg.keep_unknown_view):
+        view_raw = normalise_view(raw_view)[:_MAX_RAW_VIEW]
+        view = canonical_view(raw_view, cfg.view_map)
+        accepted = {canonical_view(v, cfg.view_map) for v in cfg.views}
+        if cfg.views and view not in accepted and not (not view and cfg.keep_unknown_view):
             why = (
-                f"view {view} not in {list(cfg.views)}" if view else "no view in header or metadata"
+                f"view {view_raw!r} is {view}, not in {sorted(accepted)}"
+                if view
+                else f"view {view_raw!r} is unknown"
+                if view_raw
+                else "no view in header or metadata"
             )
-            return None, None, _ledger("filtered", "filtered_view", rec.source, why)
+            entry = _ledger("filtered", "filtered_view", rec.source, why)
+            return None, None, {**entry, "view_raw": view_raw}
         if not study or not patient or not image_id:
             return (
                 None,
@@ -509,6 +535,7 @@ def _process_record(
         else "",
         "split": assign_split(patient_key, dict(cfg.split_fractions), cfg.split_salt),
         "view": view,
+        "view_raw": view_raw,
         "view_source": view_source,
         "modality": modality,
         # the source's size (a reduced decode returns a smaller image)
@@ -951,6 +978,11 @@ def _merge(
             str(k): int(v) for k, v in manifest["split"].value_counts().sort_index().items()
         },
         "views": {str(k): int(v) for k, v in manifest["view"].value_counts().sort_index().items()},
+        # raw view values (normalised) of the filtered images, and of kept unknown views
+        "views_filtered_raw": _counts(
+            pd.Series([e.get("view_raw", "") for e in ledger if e["reason"] == "filtered_view"])
+        ),
+        "views_unknown_raw": _counts(manifest.loc[manifest["view"] == "", "view_raw"]),
         "decode_paths": _counts(manifest["decode_path"]),
         "windows": _counts(manifest["window"]),
         "decode_fallbacks": _counts(manifest["decode_fallback"][manifest["decode_fallback"] != ""]),
@@ -1024,7 +1056,8 @@ def _stage_outputs(
 
 
 _MANIFEST_COLUMNS = [
-    "image_key", "study_key", "patient_key", "series_key", "split", "view", "view_source",
+    "image_key", "study_key", "patient_key", "series_key", "split", "view", "view_raw",
+    "view_source",
     "modality", "rows", "columns", "photometric", "bits_stored", "transfer_syntax", "decode_path",
     "decode_fallback", "window", "source",
 ]  # fmt: skip

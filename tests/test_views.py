@@ -1,0 +1,97 @@
+"""The view vocabulary: raw values as exports spell them -> PA, AP, LATERAL or unknown, and what
+ingestion keeps and counts with it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from medrep.data.adapters.base import ImageRecord, ReportRecord
+from medrep.data.ingest import IngestConfig, run_ingestion
+from medrep.data.views import canonical_view
+from tests.helpers import ListAdapter
+
+
+@pytest.mark.parametrize(
+    ("raw", "view"),
+    [
+        ("PA", "PA"),
+        ("pa", "PA"),
+        (" PA  erect ", "PA"),
+        ("Postero-anterior", "PA"),
+        ("CHEST PA 2 VIEWS", "PA"),
+        ("AP", "AP"),
+        ("AP Supine", "AP"),
+        ("AP SUPINE", "AP"),
+        ("ap_supine", "AP"),
+        ("AP Erect", "AP"),
+        ("AP PORTABLE", "AP"),
+        ("Portable AP", "AP"),
+        ("PORTABLE", "AP"),
+        ("supine", "AP"),
+        ("AP semi-erect", "AP"),
+        ("LATERAL", "LATERAL"),
+        ("lat", "LATERAL"),
+        ("LL", "LATERAL"),
+        ("RL", "LATERAL"),
+        ("Left lateral", "LATERAL"),
+        ("", ""),
+        ("   ", ""),
+        ("?", ""),
+        ("-", ""),
+        ("XXXX", ""),
+        ("AP LAT", ""),  # two kinds of view named: unknown, never a guess
+        ("OBLIQUE", ""),
+    ],
+)
+def test_raw_views_map_to_canonical_views(raw: str, view: str) -> None:
+    assert canonical_view(raw) == view
+
+
+def test_a_site_map_wins_over_the_vocabulary() -> None:
+    site = {"ap lordotic": "AP", "Portable": ""}
+    assert canonical_view("AP-Lordotic", site) == "AP"
+    assert canonical_view("PORTABLE", site) == ""
+    assert canonical_view("PORTABLE AP", site) == "AP"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"views": ("PA", "SIDEWAYS")}, "name no view"),
+        ({"view_map": {"AP LORDOTIC": "FRONT"}}, "view_map maps to"),
+    ],
+)
+def test_bad_view_settings_fail_before_any_file_is_read(kwargs: dict, message: str) -> None:  # type: ignore[type-arg]
+    with pytest.raises(ValueError, match=message):
+        IngestConfig(out_dir="/nonexistent", secret="s", **kwargs)
+
+
+def test_every_frontal_spelling_is_kept_and_filtered_values_are_counted(tmp_path: Path) -> None:
+    raws = ["PA", "AP Supine", "ap supine", "Portable AP", "AP ERECT", "LATERAL", "LL", "", "?"]
+    rng = np.random.default_rng(0)
+    records, reports = [], []
+    for i, raw in enumerate(raws):
+        path = tmp_path / f"{i}.png"
+        Image.fromarray(rng.integers(0, 256, (32, 32)).astype(np.uint8)).save(path)
+        records.append(ImageRecord(str(path), path.name, f"s{i}", f"p{i}", view=raw))
+        reports.append(ReportRecord(f"s{i}", "FINDINGS: Clear lungs.", f"r{i}"))
+    cfg = IngestConfig(out_dir=str(tmp_path / "out"), secret="s", image_size=32, progress=False)
+    summary = run_ingestion(cfg, ListAdapter(records, reports))
+    assert (summary["cached"], summary["filtered"]) == (5, 4)
+    assert summary["views"] == {"AP": 4, "PA": 1}
+    assert summary["views_filtered_raw"] == {"": 1, "?": 1, "LATERAL": 1, "LL": 1}
+    assert summary["views_unknown_raw"] == {}
+    # unknown views kept on request, and counted by raw value
+    keep = IngestConfig(
+        out_dir=str(tmp_path / "keep"),
+        secret="s",
+        image_size=32,
+        progress=False,
+        keep_unknown_view=True,
+    )
+    summary = run_ingestion(keep, ListAdapter(records, reports))
+    assert summary["cached"] == 7 and summary["views_unknown_raw"] == {"": 1, "?": 1}
