@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from medrep.models.checkpointing import restore_best
 from medrep.models.module import ContrastivePretrainer
+from medrep.models.progress import LogProgress
 from medrep.models.serialization import load_weights, save_weights
 from pipelines.common import redacted
 
@@ -70,8 +71,14 @@ def fit(cfg: DictConfig, module: L.LightningModule, datamodule: Any, out_dir: Pa
         raise ValueError(f"export_checkpoint must be best or last, got {cfg.export_checkpoint!r}")
     callbacks = [_in_folder(c, "dirpath", out_dir / "checkpoints") for c in cfg.callbacks.values()]
     loggers = [_in_folder(n, "save_dir", out_dir) for n in (cfg.get("logger") or {}).values()]
+    # a log that is a file gets progress lines instead of the bar (which shows only at the end)
+    lines = any(isinstance(c, LogProgress) and c.active for c in callbacks)
     trainer: L.Trainer = instantiate(
-        cfg.trainer, default_root_dir=str(out_dir), callbacks=callbacks, logger=loggers
+        cfg.trainer,
+        default_root_dir=str(out_dir),
+        callbacks=callbacks,
+        logger=loggers,
+        **({"enable_progress_bar": False} if lines else {}),
     )
     last = out_dir / "checkpoints" / "last.ckpt"
     if last.exists():

@@ -302,3 +302,21 @@ def test_labels_without_prompts_are_named_with_the_keys_to_set(tmp_path: Path) -
         ]
     }
     assert missing_prompts(instantiate(compose_config(tmp_path).eval)) == {}
+
+
+def test_require_prompts_stops_an_evaluation_with_a_label_without_prompts(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from hydra.utils import instantiate
+
+    from medrep.data.transforms import AugmentConfig
+    from medrep.evaluation.runner import EvaluationRun, evaluate
+    from tests.helpers import compose_config
+
+    cfg = compose_config(tmp_path, ["eval.label_names=[Edema,Atelectasis]"])
+    settings = instantiate(cfg.eval)
+    settings = replace(settings, zeroshot=replace(settings.zeroshot, require_prompts=True))
+    pd.DataFrame({"study_key": ["a"], "Edema": [1.0]}).to_parquet(tmp_path / "labels.parquet")
+    run = EvaluationRun("t", ["convirt"], tmp_path, tmp_path, tmp_path, AugmentConfig(size=8), 0)
+    with pytest.raises(ValueError, match="'Atelectasis': set eval.retrieval.queries.Atelectasis"):
+        evaluate(settings, run)

@@ -109,9 +109,12 @@ class PlotSettings:
 
 @dataclass(frozen=True)
 class ZeroShotSettings:
-    """Per finding, prompts that deny it (its retrieval queries are the positive prompts)."""
+    """Per finding, prompts that deny it (its retrieval queries are the positive prompts);
+    `require_prompts`: a label without prompts stops the evaluation (else a warning names the
+    keys to set, and the label's text->image and zero-shot rows are absent)."""
 
     negative_prompts: Mapping[str, Sequence[str]]
+    require_prompts: bool = False
 
 
 @dataclass(frozen=True)
@@ -419,7 +422,13 @@ def _evaluate(settings: EvaluationSettings, run: EvaluationRun) -> dict[str, Any
             f"{labels_path} not found: evaluation needs labels (the dataset's labels table)"
         )
     labels = pd.read_parquet(labels_path)
-    for name, keys in missing_prompts(settings).items():
+    gaps = missing_prompts(settings)
+    if gaps and settings.zeroshot.require_prompts:
+        raise ValueError(
+            "labels without prompts (eval.zeroshot.require_prompts=true): "
+            + "; ".join(f"{name!r}: set {' and '.join(keys)}" for name, keys in gaps.items())
+        )
+    for name, keys in gaps.items():
         log.warning(
             "label %r has no prompts: text->image retrieval and zero-shot skip it; set %s "
             "(docs/evaluation.md, Zero-shot classification)",
