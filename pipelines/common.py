@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import time
@@ -17,9 +18,11 @@ from types import FrameType
 from typing import Any, NoReturn
 
 import torch
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 import medrep
+from medrep.data.privacy import REDACTED
 from medrep.pretrained import set_offline
 from pipelines.stages import mark_finished, reusable_outputs, stage_dir, stage_key
 
@@ -28,11 +31,11 @@ log = logging.getLogger("medrep")
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 # run folders are named by time and process (conf/hydra/default.yaml); registered at import,
 # before Hydra composes the config
-OmegaConf.register_new_resolver("pid", os.getpid, replace=True)
+# (cached: a sweep's jobs copy the launcher's resolver cache, so they agree on its folders)
+OmegaConf.register_new_resolver("pid", os.getpid, replace=True, use_cache=True)
 # the exit status of a stage stopped by SIGTERM (128 + the signal, as a shell reports it)
 TERMINATED_STATUS = 128 + signal.SIGTERM
 SECRET_KEY = "data.ingest.secret.secret"
-REDACTED = "<redacted>"
 
 
 class Terminated(BaseException):
@@ -98,7 +101,8 @@ def record_stage(cfg: DictConfig, stage: str, outputs: dict[str, Any], seconds: 
     print(f"[{stage}] done in {seconds:.1f}s: {shown}", flush=True)
 
 
-def _stopped(stage: str) -> NoReturn:
+def stopped_by_sigterm(stage: str) -> NoReturn:
+    """Say where SIGTERM stopped the chain and exit 143."""
     print(
         f"[{stage}] stopped by SIGTERM before it finished; the later stages do not run. The same "
         "command resumes (pretraining from its last checkpoint, ingestion from its last part).",
@@ -123,6 +127,21 @@ def redacted(cfg: DictConfig) -> DictConfig:
     return copy
 
 
+def _without_secret(node: Any, secret: str) -> Any:
+    """A YAML tree with the secret replaced: a value equal to it, and the value of a
+    `...secret.secret=<it>` override inside a string (Hydra's override lists and
+    `override_dirname`)."""
+    if isinstance(node, dict):
+        return {k: _without_secret(v, secret) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_without_secret(v, secret) for v in node]
+    if node == secret:
+        return REDACTED
+    if isinstance(node, str):
+        return re.sub(rf"(secret\.secret=){re.escape(secret)}(?=,|$)", rf"\g<1>{REDACTED}", node)
+    return node
+
+
 def redact_written_configs(cfg: DictConfig) -> None:
     """Remove a literal secret from the configs Hydra wrote for this run (`.hydra/*.yaml`, and
     a sweep's `multirun.yaml`): a secret given as `data.ingest.secret.secret=...` would stay
@@ -144,10 +163,11 @@ def redact_written_configs(cfg: DictConfig) -> None:
     found = False
     for folder in written:
         for path in folder.glob("*.yaml") if folder.is_dir() else ():
-            text = path.read_text()
-            if secret in text:
-                path.write_text(text.replace(secret, REDACTED))
-                found = True
+            if secret not in path.read_text():
+                continue
+            data = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+            OmegaConf.save(OmegaConf.create(_without_secret(data, secret)), path)
+            found = True
     if found and "synthetic" not in str(OmegaConf.select(cfg, "data.name", default="")):
         log.warning(
             "the pseudonymisation secret was given in the config; it is redacted from the run's "
@@ -162,23 +182,27 @@ def redact_written_configs(cfg: DictConfig) -> None:
 def timed_stage(
     stage: str, fn: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig
 ) -> dict[str, Any]:
-    """Run a stage (or reuse its outputs when its config and inputs are unchanged); record it."""
+    """Run a stage (or reuse its outputs when its config and inputs are unchanged); record it.
+
+    SIGTERM at any point of it (Lightning's own `SIGTERMException` during fit, a `SystemExit`
+    without a code that would exit 0) ends the process with status 143 and a message."""
     configure_process(cfg)
+    try:
+        return _timed_stage(stage, fn, cfg)
+    except (Terminated, SIGTERMException):
+        stopped_by_sigterm(stage)
+
+
+def _timed_stage(
+    stage: str, fn: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig
+) -> dict[str, Any]:
     start = time.time()
     reused = None if cfg.get("rerun") else reusable_outputs(stage, cfg, stage_key(stage, cfg))
     if reused is not None:
         print(f"[{stage}] unchanged config and inputs: reusing {stage_dir(stage, cfg)}", flush=True)
         record_stage(cfg, stage, {**reused, "reused": True}, time.time() - start)
         return reused
-    try:
-        outputs = fn(cfg)
-    except Terminated:
-        _stopped(stage)
-    except SystemExit as exc:
-        # Lightning turns SIGTERM into SIGTERMException, a SystemExit without a code (status 0)
-        if exc.code not in (None, 0):
-            raise
-        _stopped(stage)
+    outputs = fn(cfg)
     mark_finished(stage, cfg, outputs)
     record_stage(cfg, stage, outputs, time.time() - start)
     return outputs

@@ -13,7 +13,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from pipelines.common import timed_stage
+from pipelines.common import Terminated, stopped_by_sigterm, timed_stage
 from pipelines.evaluate import run_evaluate
 from pipelines.export import run_export
 from pipelines.ingest import run_ingest
@@ -50,7 +50,10 @@ def run_chain(cfg: DictConfig, stages: Mapping[str, Stage] = STAGES) -> dict[str
     unknown = [s for s in cfg.stages if s not in stages]
     if unknown:
         raise ValueError(f"unknown stage(s) {unknown}; choose from {list(stages)}")
-    outputs = {str(s): timed_stage(str(s), stages[str(s)], cfg) for s in cfg.stages}
+    try:
+        outputs = {str(s): timed_stage(str(s), stages[str(s)], cfg) for s in cfg.stages}
+    except Terminated:  # between two stages (inside one, timed_stage says which)
+        stopped_by_sigterm("chain")
     print("\nArtifacts:")
     for label, (key, inside) in ARTIFACTS.items():
         path = Path(cfg.paths[key]) / inside

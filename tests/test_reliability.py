@@ -20,14 +20,8 @@ import pandas as pd
 import pytest
 
 from medrep.data.adapters.generic import GenericAdapter
-from medrep.data.ingest import (
-    LOCK_NAME,
-    SUMMARY_NAME,
-    IngestConfig,
-    IngestLockTimeout,
-    ingest_lock,
-    run_ingestion,
-)
+from medrep.data.ingest import SUMMARY_NAME, IngestConfig, run_ingestion
+from medrep.data.locking import LOCK_NAME, IngestLockTimeout, ingest_lock
 from tests.helpers import REPO, compose, write_dicom
 
 
@@ -193,7 +187,7 @@ def test_a_literal_secret_is_in_no_written_file(tmp_path: Path) -> None:
 
 ORPHAN = """
 import os, sys, time
-from medrep.data.ingest import exit_with_parent
+from medrep.data.locking import exit_with_parent
 parent = os.getpid()
 child = os.fork()
 if child == 0:
@@ -264,15 +258,17 @@ def test_sigterm_during_pretraining_exits_non_zero_and_stops_the_chain(tmp_path:
     assert list(record["stages"]) == ["ingest"]
 
 
-def test_a_stage_that_exits_without_a_code_is_not_a_success(tmp_path: Path) -> None:
+def test_lightnings_code_less_sigterm_exit_is_not_a_success(tmp_path: Path) -> None:
     """Lightning's SIGTERMException is a SystemExit without a code (status 0): the stage
     wrapper turns it into 143 and records nothing."""
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
     from pipelines.common import TERMINATED_STATUS, timed_stage
 
     cfg = compose([f"paths.root_dir={tmp_path}", f"paths.run_dir={tmp_path / 'run'}"])
 
     def stage(_cfg):  # type: ignore[no-untyped-def]
-        raise SystemExit()
+        raise SIGTERMException()
 
     previous = signal.getsignal(signal.SIGTERM)
     try:
@@ -296,3 +292,99 @@ def test_ingestion_outputs_written_under_a_lock_keep_the_previous_ingestion_comp
     run_ingestion(replace(cfg), adapter)
     after = {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir() if p.is_file()}
     assert before == after and after[LOCK_NAME] == b""
+
+
+# --- what the review of the first version found -----------------------------------------------
+
+
+def test_a_fifo_in_the_export_neither_hangs_discovery_nor_ingestion(tmp_path: Path) -> None:
+    adapter = make_export(tmp_path / "a", 3, seed=7)
+    export = Path(adapter.image_dir)
+    os.mkfifo(export / "pipe")  # no extension: discovery would sniff it
+    os.mkfifo(export / "pipe.dcm")  # a DICOM name: listed, then refused unopened
+    summary = run_ingestion(config(tmp_path / "out"), adapter)
+    assert summary["cached"] == 3
+    ledger = pd.read_csv(tmp_path / "out" / "rejects.csv", keep_default_na=False)
+    assert sorted(zip(ledger["source"], ledger["reason"], strict=True)) == [
+        ("pipe", "unsupported_file"),
+        ("pipe.dcm", "unsupported_file"),
+    ]
+
+
+def test_an_export_root_behind_a_link_is_not_outside_itself(tmp_path: Path) -> None:
+    """Clusters mount data through links (/data -> /nfs/...): files under a linked root are
+    inside it; a link inside the root is still a link."""
+    from medrep.data.adapters.base import ImageRecord
+    from medrep.data.containment import admit_records
+
+    real = tmp_path / "nfs" / "export"
+    real.mkdir(parents=True)
+    (real / "a.png").write_bytes(b"x")
+    (real / "b.png").symlink_to(real / "a.png")
+    (tmp_path / "data").symlink_to(real)
+    root = tmp_path / "data"
+    records = [ImageRecord(str(root / n), n) for n in ("a.png", "b.png")]
+    admitted, refused = admit_records(records, str(root), follow_symlinks=False)
+    assert [r.source for r in admitted] == ["a.png"]
+    assert [(r.source, reason) for r, reason, _ in refused] == [("b.png", "symlink")]
+
+
+def test_shards_of_one_ingestion_run_side_by_side_then_merge(tmp_path: Path) -> None:
+    adapter = make_export(tmp_path / "a", 9, seed=8)
+    cfg = config(tmp_path / "out", lock_timeout_s=0)
+    out = tmp_path / "out"
+    out.mkdir()
+    # shard 1 runs while another shard holds the lock shared: no waiting, no error
+    with ingest_lock(out, None, shared=True):
+        part = run_ingestion(cfg, adapter, shard=(1, 3), merge=False)
+        # a whole ingestion cannot start meanwhile
+        with pytest.raises(IngestLockTimeout):
+            run_ingestion(cfg, adapter)
+    assert part["parts_written"] >= 1
+    run_ingestion(cfg, adapter, shard=(0, 3), merge=False)
+    run_ingestion(cfg, adapter, shard=(2, 3), merge=False)
+    summary = run_ingestion(cfg, adapter)
+    assert summary["cached"] == 9
+    whole = run_ingestion(config(tmp_path / "whole"), adapter)
+    assert summary["manifest_sha256"] == whole["manifest_sha256"]
+
+
+def test_report_tables_a_spreadsheet_writes_are_read(tmp_path: Path) -> None:
+    import lzma
+
+    from medrep.data.adapters.common import read_table
+
+    path = tmp_path / "reports.csv"
+    path.write_text("key,report,,\nA,FINDINGS: Clear.,,\n")
+    table = read_table(path, ["key", "report"], "fix")
+    assert list(table.columns) == ["key", "report"] and table["report"].tolist() == [
+        "FINDINGS: Clear."
+    ]
+    broken = tmp_path / "reports.csv.xz"
+    broken.write_bytes(lzma.compress(b"key,report\nA,x\n")[:-9])
+    with pytest.raises(ValueError, match="cannot be read"):
+        read_table(broken, ["key"], "fix")
+
+
+def test_a_short_secret_is_redacted_without_touching_the_rest(tmp_path: Path) -> None:
+    from pipelines.common import _without_secret
+
+    tree = {
+        "data": {"ingest": {"secret": {"secret": "s", "secret_env": "MEDREP_PSEUDONYM_SECRET"}}},
+        "overrides": ["data.ingest.secret.secret=s", "seed=1"],
+        "dirname": "data.ingest.secret.secret=s,seed=1",
+    }
+    assert _without_secret(tree, "s") == {
+        "data": {
+            "ingest": {"secret": {"secret": "<redacted>", "secret_env": "MEDREP_PSEUDONYM_SECRET"}}
+        },
+        "overrides": ["data.ingest.secret.secret=<redacted>", "seed=1"],
+        "dirname": "data.ingest.secret.secret=<redacted>,seed=1",
+    }
+
+
+def test_a_redacted_secret_is_refused_not_used() -> None:
+    from medrep.data.privacy import resolve_secret
+
+    with pytest.raises(ValueError, match="reads <redacted>"):
+        resolve_secret("<redacted>", "MEDREP_PSEUDONYM_SECRET")

@@ -195,7 +195,6 @@ _SOP_CLASS_MODALITIES: tuple[tuple[str, str], ...] = (
     ("Positron Emission", "PT"),
     ("X-Ray Angiographic", "XA"),
     ("X-Ray Radiofluoroscopic", "RF"),
-    ("RT ", "RT"),
 )
 
 
@@ -466,7 +465,6 @@ def _decode_dataset_image(
         else:
             fallback = "disabled"
     arr = _decode_full(ds, path, options, n_frames)
-    _check_sign(arr, ds, path)
     display, window = display_with_window(arr, ds, options)
     return DecodedImage(display, FULL, fallback, window)
 
@@ -542,36 +540,6 @@ def _check_native_length(ds: Dataset, path: str | Path, n_pixels: int) -> None:
             path,
             f"Pixel Data holds {actual} bytes, Rows x Columns x frames at {allocated} bits "
             f"needs {expected}",
-        )
-
-
-def _check_sign(arr: np.ndarray, ds: Dataset, path: str | Path) -> None:
-    """PixelRepresentation 1 (signed) on data written unsigned: values with the sign bit of
-    BitsStored set but the bits above it clear (a signed writer fills them with the sign) turn
-    the brightest pixels negative. Checked on uncompressed data with unused high bits."""
-    meta = getattr(ds, "file_meta", None)
-    tsuid = getattr(meta, "TransferSyntaxUID", None) if meta is not None else None
-    stored, allocated = int(ds.get("BitsStored", 0) or 0), int(ds.get("BitsAllocated", 0) or 0)
-    if (
-        int(ds.get("PixelRepresentation", 0) or 0) != 1
-        or tsuid is None
-        or tsuid.is_compressed
-        or allocated != 16
-        or not 0 < stored < allocated
-        or arr.dtype.kind != "i"
-    ):
-        return
-    little = tsuid != ExplicitVRBigEndian
-    raw = np.frombuffer(ds.PixelData, dtype="<u2" if little else ">u2")[: arr.size]
-    sign = (raw >> (stored - 1)) & 1
-    high = raw >> stored
-    unsigned_like = (sign == 1) & (high == 0)
-    if unsigned_like.any():
-        raise IngestError(
-            "header_mismatch",
-            path,
-            f"PixelRepresentation=1 but {int(unsigned_like.sum())} values have bit "
-            f"{stored - 1} set without sign extension: unsigned data labelled signed",
         )
 
 

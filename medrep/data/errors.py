@@ -9,7 +9,6 @@ from pathlib import Path
 REASON_CODES: dict[str, str] = {
     "unreadable": "the file could not be opened or parsed as DICOM",
     "not_image": "a non-DICOM file that could not be read as a PNG/JPEG/TIFF image",
-    "unsupported_file": "the file's type is neither DICOM nor a supported image format",
     "not_dicom": "the file is not a DICOM dataset (no preamble/meta and no parseable elements)",
     "bad_header": "a header element the pipeline reads holds an invalid value (e.g. Rows as a list)",
     "no_pixel_data": "the dataset has no Pixel Data element",
@@ -32,8 +31,12 @@ REASON_CODES: dict[str, str] = {
     "filtered_modality": "Modality is not among the configured modalities (not an error)",
     "filtered_one_per_study": "another image of the study was kept (one-image-per-study policy)",
     "bad_table_row": "a CSV row that cannot be read (fields do not match the header, bad quoting)",
-    "outside_export": "the path resolves outside the export's root folder; it was never opened",
-    "symlink": "the path goes through a symbolic link (data.ingest.follow_symlinks is false)",
+    "unsupported_file": "not a regular DICOM or image file (a text file in the image folder, a "
+    "FIFO, a folder listed as an image, a folder that cannot be listed)",
+    "outside_export": "the path (or a linked folder) resolves outside the export's root folder; "
+    "it was never opened or listed",
+    "symlink": "the path (or a folder) goes through a symbolic link, not followed "
+    "(data.ingest.follow_symlinks is false)",
     "duplicate_file": "the same file (after resolving the path) was already listed",
     "duplicate_content": "pixel-identical to an image already cached (another key or patient)",
     "truncated_image": "the image data ends early (a cut-off PNG/JPEG/TIFF)",

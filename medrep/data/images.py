@@ -9,14 +9,17 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
+from medrep.data.containment import is_regular_file
 from medrep.data.errors import IngestError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 DICOM_SUFFIXES = (".dcm", ".dicom", ".dic")
 # the first bytes of the image formats we read
 IMAGE_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*", b"BM")
-# standard bit depths a 16-bit greyscale PNG/TIFF may really hold (10-bit to 16-bit detectors)
-_REAL_DEPTHS = (8, 10, 12, 14, 16)
+# a 16-bit greyscale export whose values stay under this holds a detector's raw values (10 to 15
+# bits), windowed by these percentiles (DecodeOptions.percentile_window's default)
+_TOP_BIT = 2**15
+_RAW_PERCENTILES = (0.5, 99.5)
 
 
 def sniff_kind(path: str | Path) -> str:
@@ -30,6 +33,8 @@ def sniff_kind(path: str | Path) -> str:
         return "dicom"
     if suffix in IMAGE_SUFFIXES:
         return "image"
+    if not is_regular_file(str(path)):
+        return ""  # a FIFO or device would block the read below
     try:
         with open(path, "rb") as fh:
             head = fh.read(132)
@@ -43,14 +48,21 @@ def sniff_kind(path: str | Path) -> str:
 
 
 def load_image_file(path: str | Path, max_pixels: int = 10000 * 10000) -> np.ndarray:
-    """Read a PNG/JPEG/TIFF radiograph export as a float32 [H, W] display image in [0, 1].
+    """`read_image_file`'s display image."""
+    return read_image_file(path, max_pixels)[0]
+
+
+def read_image_file(path: str | Path, max_pixels: int = 10000 * 10000) -> tuple[np.ndarray, str]:
+    """Read a PNG/JPEG/TIFF radiograph export as a float32 [H, W] display image in [0, 1], and
+    the window that made it (`export`, or `percentile` for raw 16-bit values).
 
     Exports are already display images (windowed, inverted as needed), so values are scaled by
     their type's range, not by the image's own min and max. RGB is converted to luma (ITU-R
     601), transparent pixels of RGBA/LA count as black, 16-bit greyscale keeps its depth.
 
-    A 16-bit greyscale image is scaled by the bit depth its values really use (10, 12, 14 or
-    16 bits: a 12-bit detector's export in a 16-bit PNG is not nearly black).
+    A 16-bit greyscale image whose values leave its top bit unused (a 10-, 12- or 14-bit
+    detector's raw values in a 16-bit PNG, which scaling by 65535 would cache nearly black) is
+    windowed by its own 0.5-99.5 percentiles, as a DICOM without a window is.
 
     Raises:
         IngestError: `not_image` when the file cannot be read as an image, `bad_dimensions`
@@ -101,7 +113,7 @@ def _check_jpeg_complete(img: Image.Image, path: Path) -> None:
         )
 
 
-def _to_unit_gray(img: Image.Image, path: Path) -> np.ndarray:
+def _to_unit_gray(img: Image.Image, path: Path) -> tuple[np.ndarray, str]:
     mode = img.mode
     if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
@@ -111,20 +123,23 @@ def _to_unit_gray(img: Image.Image, path: Path) -> np.ndarray:
         img, mode = img.convert("L"), "L"
     arr = np.asarray(img)
     if mode == "L":
-        return arr.astype(np.float32) / np.float32(255.0)
+        return arr.astype(np.float32) / np.float32(255.0), "export"
     if mode.startswith("I;16") or (
         mode == "I" and arr.size and int(arr.min()) >= 0 and int(arr.max()) <= 65535
     ):
-        top = int(arr.max()) if arr.size else 0
-        depth = next(d for d in _REAL_DEPTHS if top < 2**d or d == _REAL_DEPTHS[-1])
-        return arr.astype(np.float32) / np.float32(2**depth - 1)
+        values = arr.astype(np.float32)
+        if arr.size and int(arr.max()) < _TOP_BIT:
+            low, high = np.percentile(values, _RAW_PERCENTILES)
+            if high > low:
+                return np.clip((values - low) / (high - low), 0.0, 1.0), "percentile"
+        return values / np.float32(65535.0), "export"
     if mode == "F":
         values = arr.astype(np.float32)
         if not np.isfinite(values).all():
             raise IngestError(
                 "non_finite", path, f"{int((~np.isfinite(values)).sum())} NaN or infinite values"
             )
-        return np.clip(values, 0.0, 1.0)
+        return np.clip(values, 0.0, 1.0), "export"
     raise IngestError("not_image", path, f"unsupported image mode {mode}")
 
 

@@ -17,22 +17,16 @@ merge and the ledger share the part format and the accounting rule above.
 
 from __future__ import annotations
 
-import ctypes
 import errno
-import fcntl
 import hashlib
 import json
 import logging
 import os
 import shutil
-import signal
-import socket
-import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -41,8 +35,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from medrep.data.adapters.base import DatasetAdapter, ImageRecord, ReportRecord
-from medrep.data.adapters.common import is_under
 from medrep.data.cache import ARRAY_NAME, atomic_write_text, create_cache, frame_hash, stage_cache
+from medrep.data.containment import admit_records, safe_text
 from medrep.data.dicom import (
     MIN_DISPLAY_SPREAD,
     DecodeOptions,
@@ -51,7 +45,8 @@ from medrep.data.dicom import (
     read_dicom,
 )
 from medrep.data.errors import REASON_CODES, IngestError
-from medrep.data.images import load_image_file, quantize, resize_pad, sniff_kind
+from medrep.data.images import quantize, read_image_file, resize_pad, sniff_kind
+from medrep.data.locking import IngestLock, exit_with_parent, ingest_lock, private_files
 from medrep.data.privacy import assign_split, pseudonymise
 from medrep.data.reports import ReportParser
 from medrep.data.scrub import Scrubber
@@ -320,73 +315,6 @@ def _ledger(kind: str, reason: str, source: str, message: str) -> dict[str, str]
     }
 
 
-def safe_text(text: str) -> str:
-    """A path or name as valid UTF-8: bytes of a file name that are not UTF-8 (the operating
-    system hands them over as lone surrogates) become `\\xNN` escapes, so that the manifest and
-    the ledger can be written and still say which file it was."""
-    try:
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def admit_records(
-    records: Sequence[ImageRecord], root: str | None, follow_symlinks: bool
-) -> tuple[list[ImageRecord], list[dict[str, str]]]:
-    """The records whose file may be read, each with its resolved path; the others ledgered.
-
-    Checked on the path alone, before anything is opened: a path outside `root` (after `..`,
-    or absolute) is `outside_export`; a path through a symbolic link is `symlink`, or with
-    `follow_symlinks` is read only when the link resolves inside `root`; a file already listed
-    under another spelling (`a/../f.png` and `f.png`, or a link and its target) is
-    `duplicate_file`. Without a root (an adapter that declares none) only links and duplicate
-    spellings are checked.
-    """
-    root_abs = os.path.abspath(root) if root else None
-    root_real = os.path.realpath(root) if root else None
-    admitted: list[ImageRecord] = []
-    ledger: list[dict[str, str]] = []
-    seen: dict[str, str] = {}
-    for rec in records:
-        lexical = os.path.abspath(rec.path)
-        if root_abs and not is_under(lexical, root_abs):
-            ledger.append(
-                _ledger("rejected", "outside_export", rec.source, "the path leaves the export root")
-            )
-            continue
-        real = os.path.realpath(lexical)
-        if root_abs and root_real:
-            linked = os.path.relpath(real, root_real) != os.path.relpath(lexical, root_abs)
-        else:
-            linked = real != lexical
-        if linked and not follow_symlinks:
-            ledger.append(
-                _ledger("rejected", "symlink", rec.source, "reached through a link; not followed")
-            )
-            continue
-        if root_real and not is_under(real, root_real):
-            ledger.append(
-                _ledger("rejected", "outside_export", rec.source, "a link that leaves the export")
-            )
-            continue
-        if linked and not os.path.exists(real):
-            ledger.append(_ledger("rejected", "missing_file", rec.source, "a link to nothing"))
-            continue
-        if real in seen:
-            ledger.append(
-                _ledger(
-                    "rejected",
-                    "duplicate_file",
-                    rec.source,
-                    f"the same file as {safe_text(seen[real])}",
-                )
-            )
-            continue
-        seen[real] = rec.source
-        admitted.append(replace(rec, path=real))
-    return admitted, ledger
-
-
 # DICOM modalities that name the same kind of radiograph (sites label CR plates DX and back)
 _SAME_MODALITY = ({"CR", "DX"},)
 
@@ -507,8 +435,8 @@ def _process_record(
                 ),
             )
         if header is None:
-            image = load_image_file(rec.path, cfg.decode.max_pixels)
-            decode_path, decode_fallback, window = "full", "not_offered", "export"
+            image, window = read_image_file(rec.path, cfg.decode.max_pixels)
+            decode_path, decode_fallback = "full", "not_offered"
         else:
             _check_radiograph_header(ds, header, rec.path, cfg.min_side)
             # the cache's side is the decoder's target: it may decode at a reduced resolution
@@ -592,21 +520,6 @@ def _init_worker(parent: int) -> None:
     torch.set_num_threads(1)
 
 
-_PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h)
-
-
-def exit_with_parent(parent: int) -> None:
-    """Ask the kernel to kill this process when its parent dies (Linux; elsewhere nothing)."""
-    if sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        except (OSError, AttributeError):
-            return
-    if os.getppid() != parent:  # the parent died before the request took effect
-        os._exit(1)
-
-
 def _pool_imap(fn: Callable[[T], R], items: Sequence[T], workers: int) -> Iterator[R]:
     if workers <= 1 or len(items) < 2:
         yield from map(fn, items)
@@ -621,79 +534,6 @@ def _pool_imap(fn: Callable[[T], R], items: Sequence[T], workers: int) -> Iterat
             # otherwise process every queued chunk before the exception leaves this block)
             pool.shutdown(wait=False, cancel_futures=True)
             raise
-
-
-LOCK_NAME = ".ingest.lock"
-
-
-class IngestLockTimeout(RuntimeError):
-    """Another ingestion holds the output folder's lock."""
-
-
-@contextmanager
-def ingest_lock(out: Path, timeout_s: float | None) -> Iterator[None]:
-    """Hold an exclusive advisory lock on `out` for the whole ingestion.
-
-    A second ingestion into the same folder (another shell, a sweep's parallel jobs) waits
-    until the first has finished, then finds its outputs complete and reuses them, or stops
-    after `timeout_s` with an error naming the holder (process, host, start time). The lock is
-    the kernel's (`flock`): a holder that dies, even by kill -9, releases it.
-    """
-    path = out / LOCK_NAME
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        start = time.monotonic()
-        announced = False
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                holder = _lock_holder(path)
-                waited = time.monotonic() - start
-                if timeout_s is not None and waited >= timeout_s:
-                    raise IngestLockTimeout(
-                        f"{out} is being written by another ingestion ({holder}); waited "
-                        f"{waited:.0f} s (data.ingest.lock_timeout_s={timeout_s}). Run again "
-                        "when it has finished, or give this run another paths.ingest_dir."
-                    ) from None
-                if not announced:
-                    log.info("waiting for another ingestion into %s (%s)", out, holder)
-                    announced = True
-                time.sleep(0.5)
-        os.ftruncate(fd, 0)
-        owner = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
-        os.pwrite(fd, json.dumps(owner).encode(), 0)
-        try:
-            yield
-        finally:
-            os.ftruncate(fd, 0)  # no holder named any more
-    finally:
-        os.close(fd)  # releases the lock
-
-
-def _lock_holder(path: Path) -> str:
-    try:
-        owner = json.loads(path.read_text() or "{}")
-    except (OSError, ValueError):
-        owner = {}
-    if not owner:
-        return "holder unknown"
-    started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(owner.get("started", 0)))
-    return f"process {owner.get('pid')} on {owner.get('host')}, started {started}"
-
-
-@contextmanager
-def _private_files(private: bool) -> Iterator[None]:
-    """Files and folders created meanwhile are the owner's only (umask 077)."""
-    if not private:
-        yield
-        return
-    previous = os.umask(0o077)
-    try:
-        yield
-    finally:
-        os.umask(previous)
 
 
 # ---- the run ---------------------------------------------------------------------------------
@@ -734,13 +574,14 @@ def run_ingestion(
     if not 0 <= index < n_shards:
         raise ValueError(f"shard must be i/N with 0 <= i < N, got {index}/{n_shards}")
     out = Path(cfg.out_dir)
-    with _private_files(cfg.private):
+    with private_files(cfg.private):
         out.mkdir(parents=True, exist_ok=True)
         if cfg.private:
             os.chmod(out, 0o700)
-        with ingest_lock(out, cfg.lock_timeout_s):
+        # shards of one ingestion run side by side (each writes its own parts): shared lock
+        with ingest_lock(out, cfg.lock_timeout_s, shared=n_shards > 1) as lock:
             return _run_ingestion(
-                cfg, adapter, parser or ReportParser(), scrubber, (index, n_shards), merge
+                cfg, adapter, parser or ReportParser(), scrubber, (index, n_shards), merge, lock
             )
 
 
@@ -751,6 +592,7 @@ def _run_ingestion(
     scrubber: Scrubber | None,
     shard: tuple[int, int],
     merge: bool,
+    lock: IngestLock,
 ) -> dict[str, Any]:
     """`run_ingestion`'s work, under the folder's lock."""
     index, n_shards = shard
@@ -760,13 +602,15 @@ def _run_ingestion(
     listed = list(adapter.images())
     if not listed:
         raise FileNotFoundError(f"the {adapter.name} dataset lists no image files")
-    records, path_ledger = admit_records(
+    records, refused = admit_records(
         listed, getattr(adapter, "export_root", None), cfg.follow_symlinks
     )
+    path_ledger = [_ledger("rejected", reason, r.source, why) for r, reason, why in refused]
     labels = pseudonymise_labels(adapter.labels(), cfg)
     # records the adapter could not build (a report file it could not parse, a metadata row
     # naming a missing image): ledgered beside the reports, outside the file count
-    report_ledger += [_ledger("rejected", p.reason, p.source, p.message) for p in adapter.problems]
+    problems = [_ledger("rejected", p.reason, p.source, p.message) for p in adapter.problems]
+    report_ledger += problems
     inputs = {
         "files": _digest([r.source for r in listed]),
         "reports": frame_hash(report_frame),
@@ -826,6 +670,14 @@ def _run_ingestion(
             "parts_missing": len(missing),
             "seconds": round(time.time() - start, 2),
         }
+    if not lock.exclusive:
+        # the last shard to finish merges, alone: another shard may have merged meanwhile
+        lock.acquire(exclusive=True)
+        previous = _complete_outputs(out, fingerprint)
+        if previous is not None:
+            return previous
+        if any(not _part_paths(str(parts_dir), name)[1].exists() for name in chunk_names):
+            raise RuntimeError("parts vanished while waiting to merge; run the same command again")
     summary = _merge(
         cfg,
         chunk_names,
@@ -835,6 +687,7 @@ def _run_ingestion(
         labels,
         len(listed),
         path_ledger,
+        len(problems),
     )
     summary.update(
         {
@@ -884,6 +737,7 @@ def _merge(
     labels: pd.DataFrame | None,
     n_files: int,
     path_ledger: list[dict[str, str]],
+    n_problems: int,
 ) -> dict[str, Any]:
     """Assemble parts (in chunk order) into the final cache, manifest, tables and ledger;
     `path_ledger` holds the files refused before any was opened (`admit_records`)."""
@@ -969,7 +823,10 @@ def _merge(
         "rejected": n_rejected,
         "filtered": n_filtered,
         # rejected report rows and records the adapter could not build
-        "reports_rejected": sum(1 for e in report_ledger if e["kind"] == "rejected"),
+        "reports_rejected": sum(1 for e in report_ledger if e["kind"] == "rejected") - n_problems,
+        # what the adapter could not turn into a record (bad table rows, files it could not
+        # list or find); ledgered as rejected, outside the file count
+        "adapter_problems": n_problems,
         "reports_without_images": len(unmatched),
         "reasons": reasons.to_dict("records"),
         "patients": int(manifest["patient_key"].nunique()),

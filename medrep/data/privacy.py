@@ -6,6 +6,8 @@ import hashlib
 import hmac
 import os
 
+# what a run writes in place of a secret given in its config (pipelines/common.py)
+REDACTED = "<redacted>"
 KEY_HEX_CHARS = 20  # 80 bits: collisions are negligible at hospital scale (1e7 keys -> ~1e-10)
 
 
@@ -15,6 +17,12 @@ def resolve_secret(secret: str | None, secret_env: str | None) -> str:
     Raises:
         ValueError: when neither yields a non-empty secret; the message names the variable.
     """
+    if secret == REDACTED:
+        raise ValueError(
+            "the pseudonymisation secret reads <redacted>: this config was saved by a run, which "
+            "never writes the secret; export the site's secret in the environment variable "
+            f"{secret_env or 'MEDREP_PSEUDONYM_SECRET'} (or set privacy.secret)"
+        )
     if secret:
         return str(secret)
     if secret_env and os.environ.get(secret_env):

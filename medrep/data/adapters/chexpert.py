@@ -9,6 +9,7 @@ ingestion must be told not to require reports for it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ import pandas as pd
 from medrep.data.adapters.base import ImageRecord, ReportRecord
 from medrep.data.adapters.common import (
     ProblemLogMixin,
+    is_under,
     label_frame,
     read_table,
     require_dir,
@@ -60,14 +62,17 @@ class CheXpertAdapter(ProblemLogMixin):
     check_files: bool = True
     name: str = "chexpert"
 
-    def _tables(self, stage: str) -> Iterator[tuple[str, pd.DataFrame]]:
+    def _tables(self, stage: str, record: bool = True) -> Iterator[tuple[str, pd.DataFrame]]:
         root = require_dir(self.root, "the CheXpert folder", "point root at CheXpert-v1.0-small")
         for name in self.csvs:
             path = Path(name) if Path(name).is_absolute() else root / name
             yield (
                 path.name,
                 read_table(
-                    path, ["Path"], "use CheXpert's train.csv or valid.csv", self._bad_rows(stage)
+                    path,
+                    ["Path"],
+                    "use CheXpert's train.csv or valid.csv",
+                    self._bad_rows(stage) if record else lambda row: None,
                 ),
             )
 
@@ -100,15 +105,17 @@ class CheXpertAdapter(ProblemLogMixin):
                         "images", "missing_key", where, "Path is not .../patient/study/view.jpg"
                     )
                     continue
-                path = root / rel
-                if self.check_files and not path.is_file():
+                path = Path(os.path.abspath(root / rel))
+                # a path leaving the root is never looked at: ingestion ledgers it
+                inside = is_under(str(path), os.path.abspath(root))
+                if self.check_files and inside and not os.path.lexists(path):
                     self._record_problem(
                         "images", "missing_file", where, f"{rel} is not under {root}"
                     )
                     continue
                 patient, study = rel.parts[-3], rel.parts[-2]
                 yield ImageRecord(
-                    path=str(path.resolve()),
+                    path=str(path),
                     source=str(rel),
                     study_key=f"{patient}/{study}",
                     patient_id=patient,
@@ -121,7 +128,8 @@ class CheXpertAdapter(ProblemLogMixin):
         """One row per study (the labels of its first image row: CheXpert's are per study)."""
         self._start_stage("labels")
         frames = []
-        for _, table in self._tables("labels"):
+        # the same tables as images(): their bad rows are recorded there, once
+        for _, table in self._tables("labels", record=False):
             keys = [
                 "/".join(self._relative(p).parts[-3:-1])
                 if len(self._relative(p).parts) >= 3

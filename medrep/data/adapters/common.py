@@ -16,12 +16,17 @@ import io
 import lzma
 import os
 import re
+import stat
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+
+from medrep.data.containment import is_under
+from medrep.data.errors import REASON_CODES
 
 # Reason codes for what an adapter skips. Adapters yield every record they can build, even
 # one with empty text or an empty key: ingestion judges those (`empty_report`, `missing_key`,
@@ -29,13 +34,16 @@ import pandas as pd
 # What never becomes a record is an adapter problem. `missing_key` has ingestion's meaning; the
 # others are proposed additions to REASON_CODES.
 ADAPTER_REASON_CODES: dict[str, str] = {
-    "missing_key": "the record has no key to join it by (empty id column, unexpected file name)",
-    "unreadable_report": "a report file could not be read or parsed (XML error, bad encoding)",
-    "missing_file": "a metadata row or report names an image file that is not on disk",
-    "bad_table_row": "a CSV row that cannot be read (fields do not match the header, bad quoting)",
-    "outside_export": "a folder link that resolves outside the export's root (not listed)",
-    "unsupported_file": "a file in the image folder that is neither DICOM nor a supported image",
-    "symlink": "a linked folder that was not entered (data.ingest.follow_symlinks is false)",
+    code: REASON_CODES[code]
+    for code in (
+        "missing_key",
+        "unreadable_report",
+        "missing_file",
+        "bad_table_row",
+        "outside_export",
+        "unsupported_file",
+        "symlink",
+    )
 }
 
 
@@ -184,7 +192,7 @@ def read_table(
         raise FileNotFoundError(f"{path}: no such file; {fix}")
     try:
         data = _decompress(path, path.read_bytes())
-    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile, lzma.LZMAError, zlib.error) as exc:
         raise ValueError(f"{path}: cannot be read ({exc}); {fix}") from exc
     text, encoding, _ = decode_table_bytes(data)
     if "\x00" in text:
@@ -192,7 +200,8 @@ def read_table(
             f"{path}: holds NUL characters after decoding as {encoding}: not a text table; {fix}"
         )
     header, chosen = _choose_delimiter(text, required, delimiter)
-    repeated = sorted({h for h in header if header.count(h) > 1})
+    # a spreadsheet's trailing empty columns ("a,b,,") have no name: read, then dropped
+    repeated = sorted({h for h in header if h and header.count(h) > 1})
     if repeated:
         raise ValueError(f"{path}: the header names {repeated} more than once; {fix}")
     missing = [c for c in required if c not in header]
@@ -208,7 +217,13 @@ def read_table(
             raise ValueError(f"{path}: {row.where.split('#')[-1]}, {row.message}; {fix}")
         on_bad_row(row)
     # the index is each row's number as a spreadsheet shows it (what `file.csv#rowN` names)
-    return pd.DataFrame(rows, columns=header, index=pd.Index(numbers, name="row"), dtype=str)
+    named = [i for i, h in enumerate(header) if h]
+    return pd.DataFrame(
+        [[row[i] for i in named] for row in rows],
+        columns=[header[i] for i in named],
+        index=pd.Index(numbers, name="row"),
+        dtype=str,
+    )
 
 
 def _decompress(path: Path, data: bytes) -> bytes:
@@ -291,7 +306,10 @@ def _read_rows(
 
 def glob_regex(pattern: str) -> re.Pattern[str]:
     """A glob over relative POSIX paths as a case-insensitive regular expression: `**/` is any
-    number of folders (none included), `*` and `?` stay within one name."""
+    number of folders (none included), `*` and `?` stay within one name.
+
+    Written here because `fnmatch` lets `*` cross `/` and has no `**`, `Path.match` has no `**`
+    before Python 3.13, and `glob.translate` arrived in 3.13 (we support 3.10)."""
     out, i = [], 0
     while i < len(pattern):
         if pattern.startswith("**/", i):
@@ -310,11 +328,6 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
             out.append(re.escape(pattern[i]))
             i += 1
     return re.compile("".join(out) + r"\Z", re.IGNORECASE)
-
-
-def is_under(path: str, root: str) -> bool:
-    """Whether `path` is `root` or lies below it (both absolute and normalised)."""
-    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
 def discover_files(
@@ -375,12 +388,20 @@ def discover_files(
             linked_out = os.path.islink(full) and (
                 not follow_symlinks or not is_under(os.path.realpath(full), root_real)
             )
-            # a link is listed unread: ingestion refuses it (and never opens what it points at)
-            if linked_out or sniff_kind(full):
+            # a link is listed unread: ingestion refuses it (and never opens what it points at);
+            # a FIFO or device is never opened (reading it would block)
+            if linked_out or (os.path.islink(full) or _regular(full)) and sniff_kind(full):
                 found.append((posix, Path(full)))
             else:
                 record("unsupported_file", rel, "neither DICOM nor a PNG/JPEG/TIFF/BMP image")
     return [path for _, path in sorted(found, key=lambda item: item[0])]
+
+
+def _regular(path: str) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 def label_frame(

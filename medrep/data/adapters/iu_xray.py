@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import html
 import math
+import os
 import re
 import tarfile
 import textwrap
@@ -27,7 +28,7 @@ from pathlib import Path
 import pandas as pd
 
 from medrep.data.adapters.base import ImageRecord, ReportRecord
-from medrep.data.adapters.common import ProblemLogMixin
+from medrep.data.adapters.common import ProblemLogMixin, is_under
 from medrep.data.labels import LABEL_COLUMNS
 from medrep.data.reports import ReportParser, normalize_unicode
 
@@ -249,14 +250,18 @@ class IUXrayAdapter(ProblemLogMixin):
         self._start_stage("images")
         if not self.image_dir:
             return
-        root = Path(self.image_dir)
+        root = Path(os.path.abspath(self.image_dir))
         for study in self.studies():
             for image_id in study.image_ids:
+                candidates = [
+                    Path(os.path.abspath(root / f"{image_id}{e}")) for e in self.image_extensions
+                ]
+                # an id that leads out of the folder is never looked at: ingestion ledgers it
                 found = next(
                     (
-                        root / f"{image_id}{ext}"
-                        for ext in self.image_extensions
-                        if (root / f"{image_id}{ext}").is_file()
+                        c
+                        for c in candidates
+                        if not is_under(str(c), str(root)) or os.path.lexists(c)
                     ),
                     None,
                 )
@@ -269,7 +274,7 @@ class IUXrayAdapter(ProblemLogMixin):
                     )
                     continue
                 yield ImageRecord(
-                    path=str(found.resolve()),
+                    path=str(found),
                     source=found.name,
                     study_key=study.study_key,
                     patient_id=study.study_key,

@@ -8,6 +8,7 @@ as a separate download (`mimic-cxr-reports.zip`), hence `reports_root`.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from medrep.data.adapters.common import (
     BadRow,
     ProblemLog,
     ProblemLogMixin,
+    discover_files,
     label_frame,
     read_table,
     require_dir,
@@ -61,16 +63,18 @@ def mimic_image_files(
 ) -> Iterator[ImageRecord]:
     """An image record for each `files/pNN/pNNNNNNNN/sNNNNNNNN/*<suffix>` (image id: the stem)."""
     base = require_dir(root, "the MIMIC-CXR image root", "point it at the folder holding files/")
-    for path in sorted((base / "files").rglob(f"*{suffix}")):
-        if not path.is_file():
-            continue
+    files = base / "files"
+    found = discover_files(
+        files, f"**/*{suffix}", False, lambda r, s, m: log.add(stage, r, f"files/{s}", m)
+    )
+    for path in found:
         source = str(path.relative_to(base))
         keys = _tree_keys(path.parent, path.parent.name)
         if keys is None:
             log.add(stage, "missing_key", source, "not under files/pNN/pNNNNNNNN/sNNNNNNNN/")
             continue
         yield ImageRecord(
-            path=str(path.resolve()),
+            path=os.path.abspath(path),
             source=source,
             study_key=keys[0],
             patient_id=keys[1],
