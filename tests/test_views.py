@@ -95,3 +95,36 @@ def test_every_frontal_spelling_is_kept_and_filtered_values_are_counted(tmp_path
     )
     summary = run_ingestion(keep, ListAdapter(records, reports))
     assert summary["cached"] == 7 and summary["views_unknown_raw"] == {"": 1, "?": 1}
+
+
+def test_reports_in_a_site_style_are_read_whole_and_known_styles_keep_their_rules(
+    tmp_path: Path,
+) -> None:
+    """'PC: ... BG: ...' notes (no header the parser knows) are read as a whole, recorded per
+    report; a MIMIC-style report whose known sections hold no findings is still empty."""
+    texts = {
+        "site": "PC: cough for two weeks. BG: smoker. Patchy air space opacification bilaterally.",
+        "plain": "Patchy areas of air space opacification bilaterally. No effusion.",
+        "mimic": "INDICATION: Cough.\n\nCOMPARISON: None.",
+        "normal": "FINDINGS: Clear lungs.\n\nIMPRESSION: Normal chest.",
+    }
+    rng = np.random.default_rng(1)
+    records, reports = [], []
+    for i, (key, text) in enumerate(texts.items()):
+        path = tmp_path / f"{key}.png"
+        Image.fromarray(rng.integers(0, 256, (32, 32)).astype(np.uint8)).save(path)
+        records.append(ImageRecord(str(path), path.name, key, f"p{i}", view="PA"))
+        reports.append(ReportRecord(key, text, f"r-{key}"))
+    cfg = IngestConfig(out_dir=str(tmp_path / "out"), secret="s", image_size=32, progress=False)
+    summary = run_ingestion(cfg, ListAdapter(records, reports))
+    assert summary["cached"] == 3 and summary["reports_whole_text"] == 1
+    import pandas as pd
+
+    table = pd.read_parquet(tmp_path / "out" / "reports.parquet")
+    by_source = dict(zip(table["source"], table["text_source"], strict=True))
+    # a note without headers was already read: the parser's fallback makes it the impression
+    assert by_source == {"r-site": "whole_text", "r-plain": "sections", "r-normal": "sections"}
+    site = table.loc[table["source"] == "r-site", "text"].iloc[0]
+    assert "Patchy air space opacification bilaterally." in site and "PC:" not in site
+    ledger = pd.read_csv(tmp_path / "out" / "rejects.csv")
+    assert ledger.loc[ledger["source"] == "r-mimic", "reason"].tolist() == ["empty_report"]

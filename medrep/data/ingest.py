@@ -209,8 +209,10 @@ def parse_reports(
     """Reports keyed by pseudonymous `study_key`, with sections and sentences, and their ledger.
 
     The scrubber (when given) removes identifiers from the text before anything else reads it;
-    only its counts per category come back. A report with no sentence in the configured
-    sections is rejected (`empty_report`), a second report for the same study is rejected
+    only its counts per category come back. A report written in a style the parser does not
+    know (none of its headers is a known section, or it has none) is read as a whole
+    (`text_source` = `whole_text`, counted in the summary); one with known sections but no
+    sentence in the configured ones is rejected (`empty_report`), a second report for the same study is rejected
     (`duplicate_report`); neither stops ingestion.
 
     Returns:
@@ -258,6 +260,12 @@ def parse_reports(
             for name in cfg.sections
             for s in parser.split_sentences(parsed.sections.get(name, ""))
         ]
+        text, text_source = parsed.text(cfg.sections), "sections"
+        if not sentences and not any(name in parser.section_names for name in parsed.sections):
+            # a site's own style ("PC: ... BG: ...", or no headers): no section the parser
+            # knows, so the whole text stands in for the configured ones
+            text, text_source = parsed.whole_text(), "whole_text"
+            sentences = parser.split_sentences(text)
         if not sentences:
             ledger.append(
                 _ledger(
@@ -271,11 +279,12 @@ def parse_reports(
         rows[study_key] = {
             "study_key": study_key,
             **{name: parsed.sections.get(name, "") for name in cfg.sections},
-            "text": parsed.text(cfg.sections),
+            "text": text,
             "sentences": sentences,
+            "text_source": text_source,
             "source": rec.source,
         }
-    columns = ["study_key", *cfg.sections, "text", "sentences", "source"]
+    columns = ["study_key", *cfg.sections, "text", "sentences", "text_source", "source"]
     return pd.DataFrame(list(rows.values()), columns=columns), ledger, scrubbed
 
 
@@ -835,6 +844,7 @@ def _merge(
             str(k): int(v) for k, v in manifest["split"].value_counts().sort_index().items()
         },
         "views": {str(k): int(v) for k, v in manifest["view"].value_counts().sort_index().items()},
+        "reports_whole_text": int((reports["text_source"] == "whole_text").sum()),
         # raw view values (normalised) of the filtered images, and of kept unknown views
         "views_filtered_raw": _counts(
             pd.Series([e.get("view_raw", "") for e in ledger if e["reason"] == "filtered_view"])
@@ -930,7 +940,8 @@ def summary_table(summary: dict[str, Any]) -> str:
         f"files seen {summary['files_seen']} = cached {summary['cached']} + rejected "
         f"{summary['rejected']} + filtered {summary['filtered']}",
         f"patients {summary['patients']}, studies {summary['studies']}, images per split "
-        f"{summary['images_per_split']}; reports rejected {summary['reports_rejected']}",
+        f"{summary['images_per_split']}; reports rejected {summary['reports_rejected']}, read "
+        f"whole (no known section) {summary.get('reports_whole_text', 0)}",
     ]
     for r in summary["reasons"]:
         lines.append(f"  {r['kind']:9s} {r['reason']:24s} {r['n']}")

@@ -249,6 +249,10 @@ class ParsedReport:
         """The chosen sections' text joined in the order given (missing ones skipped)."""
         return " ".join(self.sections[n] for n in names if self.sections.get(n))
 
+    def whole_text(self) -> str:
+        """The preamble and every section's text, in report order (headers left out)."""
+        return " ".join(t for t in (self.preamble, *self.sections.values()) if t)
+
 
 @dataclass
 class ReportParser:
@@ -312,6 +316,11 @@ class ReportParser:
         self._abbreviations = frozenset(a.lower().rstrip(".") for a in self.abbreviations)
 
     # ---------------------------------------------------------------------------- sections
+
+    @property
+    def section_names(self) -> frozenset[str]:
+        """The canonical sections this parser knows (its synonyms' and keywords' names)."""
+        return frozenset(self.synonyms) | frozenset(self.header_keywords)
 
     def canonical(self, header: str) -> str:
         """Canonical name of a header; unknown headers keep a normalised form of their own."""
