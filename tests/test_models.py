@@ -508,3 +508,39 @@ def test_a_training_step_on_cuda_matches_the_cpu(loss_name: str) -> None:
     for name, expected in cpu_grads.items():
         error = (cuda_grads[name] - expected).norm()
         assert error <= 1e-3 * expected.norm() + 1e-7, name
+
+
+def test_a_checkpoint_leaves_frozen_weights_out_and_checks_them_on_load(tmp_path: Path) -> None:
+    from medrep.models.module import FROZEN_KEY
+
+    def frozen_module() -> ContrastivePretrainer:
+        torch.manual_seed(0)
+        return ContrastivePretrainer(
+            ImageEncoder(depth=10, base_width=4),
+            tiny_text(n_frozen_layers=2, freeze_embeddings=True),
+            ConVIRTLoss(0.1, 0.75),
+            optimizer=partial(torch.optim.Adam, lr=1e-2),
+            embed_dim=16,
+        )
+
+    module = frozen_module()
+    full = module.state_dict()
+    checkpoint = {"state_dict": dict(full)}
+    module.on_save_checkpoint(checkpoint)
+    frozen = set(module.frozen_parameters())
+    assert frozen and set(checkpoint[FROZEN_KEY]["names"]) == frozen
+    assert not frozen & set(checkpoint["state_dict"])
+    torch.save(checkpoint, tmp_path / "last.ckpt")
+    saved = torch.load(tmp_path / "last.ckpt", weights_only=True)
+
+    other = frozen_module()
+    other.on_load_checkpoint(saved)
+    other.load_state_dict(saved["state_dict"])  # strict: the frozen weights were put back
+    for name, value in full.items():
+        assert torch.equal(other.state_dict()[name], value), name
+    # another frozen tower (a different model file) is refused, not silently mixed in
+    changed = frozen_module()
+    with torch.no_grad():
+        next(iter(changed.frozen_parameters().values())).add_(1.0)
+    with pytest.raises(ValueError, match="other frozen weights"):
+        changed.on_load_checkpoint(torch.load(tmp_path / "last.ckpt", weights_only=True))

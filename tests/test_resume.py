@@ -23,7 +23,7 @@ import torch
 
 from medrep.data.sampling import ResumableSampler
 from medrep.models.losses import ConVIRTLoss
-from medrep.models.module import TEXT_CACHE_KEY
+from medrep.models.module import FROZEN_KEY, TEXT_CACHE_KEY
 from tests.helpers import REPO, IngestedWorld, compose_config
 
 # --- the sampler --------------------------------------------------------------------------------
@@ -265,6 +265,15 @@ def test_a_killed_run_resumes_to_the_same_end(
         strict=True,
     ):
         assert torch.allclose(sa["exp_avg_sq"], sb["exp_avg_sq"], atol=1e-9)
+    # the checkpoints leave the frozen parameters out (their digest instead), and resumed runs
+    # put them back: the weights compared above include them
+    frozen = b["last"].get(FROZEN_KEY)
+    if text_cache:  # embeddings and both layers of the tiny tower frozen
+        assert frozen is not None and len(frozen["names"]) > 0
+    for last in (a["last"], b["last"]):
+        names = set(last[FROZEN_KEY]["names"]) if FROZEN_KEY in last else set()
+        assert not names & set(last["state_dict"])
+        assert names | set(last["state_dict"]) == set(b["weights"])
     # the resumed run continued with the checkpoint's text features: the same texts, in the
     # same use order, with the same bits
     cache_a, cache_b = a["last"].get(TEXT_CACHE_KEY), b["last"].get(TEXT_CACHE_KEY)

@@ -83,6 +83,9 @@ def restore_best(trainer: L.Trainer, module: torch.nn.Module) -> int | None:
     for callback in trainer.checkpoint_callbacks:
         if isinstance(callback, ModelCheckpoint) and callback.monitor and callback.best_model_path:
             state = torch.load(callback.best_model_path, map_location="cpu", weights_only=True)
+            hook = getattr(module, "on_load_checkpoint", None)
+            if hook is not None:  # puts back what the checkpoint leaves out (frozen weights)
+                hook(state)
             module.load_state_dict(state["state_dict"])
             return int(state["epoch"])
     return None

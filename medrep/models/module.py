@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,18 @@ ACCUMULATION_HINT = (
 # a checkpoint's copy of the frozen text tower's feature cache (TextEncoder.cache_state): a
 # resumed run continues with the features the unbroken run had
 TEXT_CACHE_KEY = "text_feature_cache"
+# a checkpoint leaves out the parameters that do not train (the frozen text tower: ~90 MB of
+# MiniLM, ~440 MB of BERT, at every validation) and records their digest instead; loading puts
+# the module's own copies back after checking the digest
+FROZEN_KEY = "frozen_parameters"
+
+
+def frozen_digest(tensors: list[torch.Tensor]) -> str:
+    """SHA-256 over the tensors' bytes, in order."""
+    digest = hashlib.sha256()
+    for tensor in tensors:
+        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 class ContrastivePretrainer(L.LightningModule):
@@ -247,13 +260,40 @@ class ContrastivePretrainer(L.LightningModule):
             return  # stepped after every validation by _step_plateau_schedulers
         super().lr_scheduler_step(scheduler, metric)
 
+    def frozen_parameters(self) -> dict[str, torch.Tensor]:
+        """The parameters that do not train, by state-dict name (in the state dict's order)."""
+        return {name: p for name, p in self.named_parameters() if not p.requires_grad}
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.text_encoder.cache_size:
             checkpoint[TEXT_CACHE_KEY] = self.text_encoder.cache_state()
+        frozen = self.frozen_parameters()
+        state = checkpoint.get("state_dict", {})
+        if frozen and all(name in state for name in frozen):
+            for name in frozen:
+                del state[name]
+            checkpoint[FROZEN_KEY] = {
+                "names": list(frozen),
+                "sha256": frozen_digest(list(frozen.values())),
+                "text_model": str(self.text_encoder.model_path),
+            }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.text_encoder.cache_size and TEXT_CACHE_KEY in checkpoint:
             self.text_encoder.load_cache_state(checkpoint[TEXT_CACHE_KEY])
+        record = checkpoint.get(FROZEN_KEY)
+        if record is None:
+            return
+        frozen = self.frozen_parameters()
+        names = list(record["names"])
+        if names != list(frozen) or frozen_digest(list(frozen.values())) != record["sha256"]:
+            raise ValueError(
+                "this checkpoint was trained with other frozen weights than the module has now "
+                f"(frozen text model {record.get('text_model')!r}; the module's is "
+                f"{str(self.text_encoder.model_path)!r}, or other layers are frozen): resume "
+                "with the same model path and the same model.module.text_encoder settings"
+            )
+        checkpoint["state_dict"].update({n: p.detach().clone() for n, p in frozen.items()})
 
     def on_fit_start(self) -> None:
         accumulate = int(self.trainer.accumulate_grad_batches)
