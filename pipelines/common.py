@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import medrep
 from medrep.data.privacy import REDACTED
+from medrep.evaluation.explore import path_record
 from medrep.pretrained import set_offline
 from pipelines.stages import mark_finished, reusable_outputs, stage_dir, stage_key
 
@@ -95,8 +96,11 @@ def record_stage(cfg: DictConfig, stage: str, outputs: dict[str, Any], seconds: 
     summary = Path(cfg.paths.ingest_dir) / "ingest_summary.json"
     if summary.exists():
         record["input_manifest_sha256"] = json.loads(summary.read_text()).get("manifest_sha256")
+    # where everything is, absolute and relative to the run folder (medrep.evaluation.explore
+    # finds a moved run's ingestion folder from them)
+    record["paths"] = {k: path_record(v, run_dir) for k, v in plain(cfg.paths).items()}
     record_path.write_text(json.dumps(record, indent=2, default=str))
-    OmegaConf.save(redacted(cfg), run_dir / "resolved_config.yaml", resolve=True)
+    OmegaConf.save(saved_config(cfg), run_dir / "resolved_config.yaml")
     shown = ", ".join(f"{k}={v}" for k, v in outputs.items() if not isinstance(v, dict | list))
     print(f"[{stage}] done in {seconds:.1f}s: {shown}", flush=True)
 
@@ -117,13 +121,18 @@ def literal_secret(cfg: DictConfig) -> str | None:
     return str(node) if node else None
 
 
-def redacted(cfg: DictConfig) -> DictConfig:
-    """A copy of `cfg` whose literal pseudonymisation secret reads `<redacted>`."""
-    if literal_secret(cfg) is None:
-        return cfg
-    copy = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
-    assert isinstance(copy, DictConfig)
-    OmegaConf.update(copy, SECRET_KEY, REDACTED, force_add=True)
+def saved_config(cfg: DictConfig) -> DictConfig:
+    """`cfg` as a run writes it: resolved, every `paths` entry absolute (a moved run, or a
+    notebook started in another folder, must not resolve them against its own working
+    directory), and a literal pseudonymisation secret replaced by `<redacted>`."""
+    data = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(data, dict)
+    for key, value in (data.get("paths") or {}).items():
+        if isinstance(value, str):
+            data["paths"][key] = os.path.abspath(value)
+    copy = OmegaConf.create(data)
+    if literal_secret(cfg) is not None:
+        OmegaConf.update(copy, SECRET_KEY, REDACTED, force_add=True)
     return copy
 
 

@@ -15,7 +15,7 @@ from medrep.models.checkpointing import restore_best
 from medrep.models.module import ContrastivePretrainer
 from medrep.models.progress import LogProgress
 from medrep.models.serialization import load_weights, save_weights
-from pipelines.common import redacted
+from pipelines.common import saved_config
 
 log = logging.getLogger("medrep")
 
@@ -38,7 +38,7 @@ def build_module(cfg: DictConfig) -> ContrastivePretrainer:
 def save_model(module: L.LightningModule, cfg: Any, directory: Path, **extra: Any) -> Path:
     """The trained weights (medrep.models.serialization) and the config that builds the module."""
     path = save_weights(module, directory, **extra)
-    OmegaConf.save(redacted(cfg), directory / CONFIG_FILE, resolve=True)
+    OmegaConf.save(saved_config(cfg), directory / CONFIG_FILE)
     return path
 
 
