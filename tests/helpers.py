@@ -217,6 +217,47 @@ class ListAdapter:
         return None
 
 
+# --- the notebook ---------------------------------------------------------------------------------
+
+
+def execute_notebook(kernel_dir: Path, env: dict[str, str]) -> list:  # type: ignore[type-arg]
+    """Execute notebooks/embedding_explorer.ipynb (the stored copy, which must have no outputs)
+    with its kernel in `kernel_dir` and `env` set (MEDREP_RUN_DIR/MEDREP_INGEST_DIR unset unless
+    given); its outputs, after checking none is an error."""
+    import os
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    stored = nbformat.read(REPO / "notebooks" / "embedding_explorer.ipynb", as_version=4)
+    assert all(not c.get("outputs") for c in stored.cells if c.cell_type == "code"), (
+        "stored with outputs"
+    )
+    saved = {k: os.environ.get(k) for k in (*env, "MEDREP_RUN_DIR", "MEDREP_INGEST_DIR")}
+    os.environ.pop("MEDREP_RUN_DIR", None)
+    os.environ.pop("MEDREP_INGEST_DIR", None)
+    os.environ.update(env)
+    os.environ.pop("MPLBACKEND", None)  # the kernel's inline backend emits the figures
+    try:
+        NotebookClient(
+            stored,
+            timeout=300,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(kernel_dir)}},
+        ).execute()
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    outputs = [o for c in stored.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"], [
+        o for o in outputs if o.output_type == "error"
+    ]
+    return outputs
+
+
 # --- the loss family ----------------------------------------------------------------------------
 
 # every contrastive loss of medrep.models.losses at the settings the tests use, by method name

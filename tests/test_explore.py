@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from medrep.evaluation.explore import find_run, open_run, path_record
-from tests.helpers import REPO
+from tests.helpers import REPO, execute_notebook
 
 
 def fake_ingest(folder: Path) -> Path:
@@ -94,36 +94,6 @@ def test_the_newest_finished_run_of_the_repository_is_found_from_a_subfolder(
     assert find_run(repo / "notebooks") == older
     monkeypatch.setenv("MEDREP_RUN_DIR", str(job))
     assert find_run(repo / "notebooks") == job.resolve()
-
-
-def execute_notebook(kernel_dir: Path, env: dict[str, str]) -> list:  # type: ignore[type-arg]
-    import nbformat
-    from nbclient import NotebookClient
-
-    stored = nbformat.read(REPO / "notebooks" / "embedding_explorer.ipynb", as_version=4)
-    saved = {k: os.environ.get(k) for k in (*env, "MEDREP_RUN_DIR", "MEDREP_INGEST_DIR")}
-    os.environ.pop("MEDREP_RUN_DIR", None)
-    os.environ.pop("MEDREP_INGEST_DIR", None)
-    os.environ.update(env)
-    os.environ.pop("MPLBACKEND", None)  # the kernel's inline backend emits the figures
-    try:
-        NotebookClient(
-            stored,
-            timeout=300,
-            kernel_name="python3",
-            resources={"metadata": {"path": str(kernel_dir)}},
-        ).execute()
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-    outputs = [o for c in stored.cells if c.cell_type == "code" for o in c.outputs]
-    assert not [o for o in outputs if o.output_type == "error"], [
-        o for o in outputs if o.output_type == "error"
-    ]
-    return outputs
 
 
 def figures(outputs: list) -> int:  # type: ignore[type-arg]

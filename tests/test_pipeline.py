@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
-from tests.helpers import REPO, IngestedWorld, compose_config
+from tests.helpers import REPO, IngestedWorld, compose_config, execute_notebook
 
 
 @pytest.fixture(scope="module")
@@ -200,32 +200,11 @@ def test_privacy_audit_finds_no_identifier_in_any_artifact(tiny_run, exported) -
 @pytest.mark.slow  # 6 s: a Jupyter kernel starts and runs every cell
 def test_embedding_notebook_executes_top_to_bottom(tiny_run, exported) -> None:
     """notebooks/embedding_explorer.ipynb on the tiny run; the stored copy has no outputs."""
-    import os
-
-    import nbformat
-    from nbclient import NotebookClient
-
     from pipelines.evaluate import run_evaluate
 
     run_evaluate(tiny_run)
-    path = REPO / "notebooks" / "embedding_explorer.ipynb"
-    stored = nbformat.read(path, as_version=4)
-    assert all(not c.get("outputs") for c in stored.cells if c.cell_type == "code"), (
-        "stored with outputs"
-    )
-    os.environ["MEDREP_RUN_DIR"] = str(tiny_run.paths.run_dir)
-    os.environ.pop("MPLBACKEND", None)  # the kernel's inline backend emits the figures
-    try:
-        NotebookClient(
-            stored,
-            timeout=300,
-            kernel_name="python3",
-            resources={"metadata": {"path": str(path.parent)}},
-        ).execute()
-    finally:
-        os.environ.pop("MEDREP_RUN_DIR")
-    outputs = [o for c in stored.cells if c.cell_type == "code" for o in c.outputs]
-    assert not [o for o in outputs if o.output_type == "error"]
+    env = {"MEDREP_RUN_DIR": str(tiny_run.paths.run_dir)}
+    outputs = execute_notebook(REPO / "notebooks", env)
     assert sum(o.output_type == "display_data" for o in outputs) >= 4  # the figures
 
 
