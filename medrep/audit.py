@@ -1,14 +1,19 @@
 """Privacy audit: search every file a run wrote for the identifiers of the patients it read.
 
-    python -m medrep.audit --dicom <export folder> [--reports reports.csv --id-column ...]
+    python -m medrep.audit --run outputs/runs/demo/<stamp>
+    python -m medrep.audit --dicom <export folder> [--table ids.csv --column MRN]
         outputs/runs/demo/<stamp> outputs/ingest/<dataset>
 
-Identifiers come from the DICOM headers of the export (names, patient ids, accession numbers,
-dates of birth, institutions, referring physicians) and, optionally, from extra columns of a
-table. Every file under the given folders is searched: text and binary files byte by byte
+With --run, the identifiers are those the run's ingestion read, from its saved config's dataset
+adapter: the raw patient ids, study keys and image ids of its records (an images table's
+columns, a layout's folder names), the reports' keys, and the identifying DICOM header elements
+(names, patient ids, accession numbers, dates of birth, institutions, physicians); the run
+folder and its ingestion folder are searched. --dicom and --table/--column add identifiers from
+an export's headers or a table's columns. Every file under the given folders is searched: text and binary files byte by byte
 (UTF-8 and UTF-16), parquet tables and npz arrays cell by cell after decoding (their strings are
 compressed or stored as UTF-32, where a byte search would miss them). Zero hits is the bar; the
-command exits 1 otherwise and prints where each hit is (never the identifier itself).
+findings are grouped by kind of identifier, with each file and column (never the identifier
+itself). Exit status: 0 no identifier found, 1 identifiers found, 2 nothing to search for.
 """
 
 from __future__ import annotations
@@ -70,22 +75,10 @@ def _variants(kind: str, value: str) -> set[str]:
 
 def identifiers_from_dicom(folder: str | Path, pattern: str = "**/*.dcm") -> dict[str, str]:
     """Every identifying header value of an export: {value: element it came from}."""
-    import pydicom
-
     found: dict[str, str] = {}
     for path in sorted(Path(folder).glob(pattern)):
-        try:
-            ds = pydicom.dcmread(path, stop_before_pixels=True)
-        except Exception:  # an unreadable file carries no readable identifiers
-            continue
-        for kind in IDENTIFYING_ELEMENTS:
-            raw = ds.get(kind)
-            if raw is None:
-                continue
-            values = raw if isinstance(raw, pydicom.multival.MultiValue) else [raw]
-            for value in values:
-                for variant in _variants(kind, str(value)):
-                    found.setdefault(variant, kind)
+        for value, kind in _header_identifiers(path).items():
+            found.setdefault(value, kind)
     return found
 
 
@@ -169,30 +162,137 @@ def _scan_file(path: Path, matcher: Matcher) -> Iterable[tuple[str, str]]:
     yield from (("bytes", k) for k in matcher.in_bytes(path.read_bytes()))
 
 
+def identifiers_from_run(run_dir: str | Path) -> tuple[dict[str, str], list[Path]]:
+    """What the run's ingestion read that identifies someone, and the folders the run wrote.
+
+    The run's saved config names its dataset adapter: every image record's raw patient id,
+    study key and image id (an images table's columns, a layout's folder names), every report's
+    raw key and patient id, and the identifying header elements of its DICOM files. No table
+    to make by hand, whatever the export's format.
+
+    Returns:
+        ({value: kind}, [run folder, ingestion folder]).
+    """
+    import yaml
+    from hydra.utils import instantiate
+
+    from medrep.data.images import sniff_kind
+
+    run = Path(run_dir)
+    config_path = run / "resolved_config.yaml"
+    if not config_path.exists():
+        raise FileNotFoundError(f"{config_path}: not a run folder (no resolved_config.yaml)")
+    config = yaml.safe_load(config_path.read_text()) or {}
+    adapter_cfg = (config.get("data") or {}).get("adapter")
+    if not adapter_cfg:
+        raise ValueError(f"{config_path} names no data.adapter: audit with --dicom/--table")
+    adapter = instantiate(adapter_cfg)
+    found: dict[str, str] = {}
+
+    def add(kind: str, value: str) -> None:
+        for variant in _variants(kind, str(value)):
+            found.setdefault(variant, kind)
+
+    dicom_files = []
+    for rec in adapter.images():
+        add("patient id (adapter)", rec.patient_id)
+        add("study key (adapter)", rec.study_key)
+        add("image id (adapter)", rec.image_id)
+        if sniff_kind(rec.path) == "dicom":
+            dicom_files.append(Path(rec.path))
+    for report in adapter.reports():
+        add("study key (reports)", report.study_key)
+        add("patient id (reports)", report.patient_id)
+    for path in dicom_files:
+        found.update({k: v for k, v in _header_identifiers(path).items() if k not in found})
+    roots = [run]
+    ingest = (config.get("paths") or {}).get("ingest_dir")
+    if ingest and Path(ingest).is_dir():
+        roots.append(Path(ingest))
+    return found, roots
+
+
+def _header_identifiers(path: Path) -> dict[str, str]:
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+    except Exception:  # an unreadable file carries no readable identifiers
+        return {}
+    found: dict[str, str] = {}
+    for kind in IDENTIFYING_ELEMENTS:
+        raw = ds.get(kind)
+        if raw is None:
+            continue
+        values = raw if isinstance(raw, pydicom.multival.MultiValue) else [raw]
+        for value in values:
+            for variant in _variants(kind, str(value)):
+                found.setdefault(variant, kind)
+    return found
+
+
+def report(hits: Sequence[Hit], n_files: int, identifiers: dict[str, str]) -> str:
+    """The audit's findings grouped by kind of identifier, each with its files and places."""
+    kinds = sorted(set(identifiers.values()))
+    lines = [
+        f"searched {n_files} files for {len(identifiers)} identifier values "
+        f"({len(kinds)} kinds: {', '.join(kinds)})"
+    ]
+    by_kind: dict[str, list[Hit]] = {}
+    for hit in hits:
+        by_kind.setdefault(hit.kind, []).append(hit)
+    for kind in sorted(by_kind):
+        found = by_kind[kind]
+        lines.append(f"{kind}: {len(found)} place(s)")
+        lines += [f"  {hit.path} [{hit.where}]" for hit in found]
+    lines.append(f"{len(hits)} hits" + ("" if hits else ": no identifier found"))
+    return "\n".join(lines)
+
+
+EXIT_CODES = {0: "no identifier found", 1: "identifiers found", 2: "nothing to search for"}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="exit status: " + "; ".join(f"{k} {v}" for k, v in EXIT_CODES.items()),
     )
-    parser.add_argument("roots", nargs="+", type=Path, help="folders (or files) a run wrote")
+    parser.add_argument(
+        "roots", nargs="*", type=Path, help="folders (or files) to search (with --run: more)"
+    )
+    parser.add_argument(
+        "--run",
+        type=Path,
+        action="append",
+        default=[],
+        help="a run folder: searches it and its ingestion folder for the identifiers its "
+        "ingestion read (the adapter's ids, report keys, DICOM headers)",
+    )
     parser.add_argument(
         "--dicom",
         type=Path,
         action="append",
         default=[],
-        help="export whose headers hold the identifiers",
+        help="an export whose DICOM headers hold identifiers",
     )
     parser.add_argument(
         "--table",
         type=Path,
         action="append",
         default=[],
-        help="CSV with identifier columns (see --column)",
+        help="a CSV with identifier columns (see --column)",
     )
     parser.add_argument(
-        "--column", action="append", default=[], help="identifier columns of --table"
+        "--column", action="append", default=[], help="an identifier column of --table"
     )
     args = parser.parse_args(argv)
     identifiers: dict[str, str] = {}
+    roots = list(args.roots)
+    for run in args.run:
+        found, run_roots = identifiers_from_run(run)
+        identifiers.update({k: v for k, v in found.items() if k not in identifiers})
+        roots += run_roots
     for folder in args.dicom:
         identifiers.update(identifiers_from_dicom(folder))
     for table in args.table:
@@ -200,16 +300,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         for column in args.column:
             for value in frame.get(column, []):
                 for variant in _variants(column, value):
-                    identifiers.setdefault(variant, column)
-    if not identifiers:
-        print("no identifiers to search for: give --dicom and/or --table/--column", file=sys.stderr)
+                    identifiers.setdefault(variant, f"column {column!r} of {table.name}")
+    if not identifiers or not roots:
+        print(
+            "nothing to search: give --run <run folder>, or folders with --dicom and/or "
+            "--table/--column",
+            file=sys.stderr,
+        )
         return 2
-    hits, n_files = audit_files(args.roots, identifiers)
-    kinds = sorted(set(identifiers.values()))
-    print(f"searched {n_files} files for {len(identifiers)} identifier values ({', '.join(kinds)})")
-    for hit in hits:
-        print(f"HIT {hit.path} [{hit.where}]: a {hit.kind} value")
-    print(f"{len(hits)} hits")
+    hits, n_files = audit_files(roots, identifiers)
+    print(report(hits, n_files, identifiers))
     return 1 if hits else 0
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 
 from medrep.audit import audit_files, identifiers_from_dicom, main
@@ -69,3 +70,56 @@ def test_a_clean_folder_passes(tmp_path: Path, dicom_writer) -> None:
     )  # pixels are not text
     (run / "results.csv").write_text("metric,value\nauroc,0.8\n")
     assert main([str(run), "--dicom", str(tmp_path / "export")]) == 0
+
+
+def test_a_png_site_is_audited_from_its_run_folder_without_a_hand_made_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A PNG export has no headers: the identifiers are its images table's ids, which the
+    audit takes from the run's own adapter config."""
+    import yaml
+    from PIL import Image
+
+    export = tmp_path / "export"
+    (export / "images").mkdir(parents=True)
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(export / "images" / "a.png")
+    pd.DataFrame({"path": ["a.png"], "study": ["ACC-556677"], "mrn": ["MRN-778899"]}).to_csv(
+        export / "images.csv", index=False
+    )
+    pd.DataFrame({"study": ["ACC-556677"], "report": ["FINDINGS: Clear."]}).to_csv(
+        export / "reports.csv", index=False
+    )
+    run = tmp_path / "run"
+    ingest = tmp_path / "ingest"
+    (run / "eval").mkdir(parents=True)
+    ingest.mkdir()
+    adapter = {
+        "_target_": "medrep.data.adapters.generic.GenericAdapter",
+        "image_dir": str(export / "images"),
+        "reports_csv": str(export / "reports.csv"),
+        "key_column": "study",
+        "images_csv": str(export / "images.csv"),
+        "image_patient_column": "mrn",
+    }
+    config = {"data": {"adapter": adapter}, "paths": {"ingest_dir": str(ingest)}}
+    (run / "resolved_config.yaml").write_text(yaml.safe_dump(config))
+    (run / "eval" / "results.csv").write_text("method,value\nconvirt,0.7\n")
+    assert main(["--run", str(run)]) == 0
+    assert "no identifier found" in capsys.readouterr().out
+    # an id leaks into a log of the ingestion folder and a table of the run
+    (ingest / "ingest.log").write_text("reading MRN-778899 ...")
+    pd.DataFrame({"note": ["study ACC-556677"]}).to_parquet(run / "eval" / "notes.parquet")
+    assert main(["--run", str(run)]) == 1
+    out = capsys.readouterr().out
+    assert "patient id (adapter): 1 place(s)" in out and "ingest.log [bytes]" in out
+    assert "study key (adapter): 1 place(s)" in out and "notes.parquet [column note]" in out
+    assert "MRN-778899" not in out and "ACC-556677" not in out  # places, never the values
+
+
+def test_the_help_names_only_options_that_exist(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    assert "--reports" not in text and "--id-column" not in text
+    for option in ("--run", "--dicom", "--table", "--column", "exit status"):
+        assert option in text
