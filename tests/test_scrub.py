@@ -47,6 +47,26 @@ CASES = [
         ["92", "95", "101", "93", "91"],
         {"age": 5},
     ),
+    # the real-notes and planted gaps of issue 18: dates without a year, DD-MON-YYYY,
+    # international phones, SSNs, e-mail, street addresses with a town, ages over 89 in words
+    (
+        "Seen 13 February, again on 28th March and the 3rd of May. Prior 14-MAR-2019.",
+        ["13 February", "28th March", "3rd of May", "14-MAR-2019"],
+        {"date": 4},
+    ),
+    ("Call +44 20 7946 0958 or +33 (0)1 42 68 53 00.", ["7946", "42 68"], {"phone": 2}),
+    ("SSN 123-45-6789 on file.", ["123-45-6789"], {"id": 1}),
+    ("Results to jane.doe+cxr@hospital.example.org today.", ["jane.doe", "hospital"], {"email": 1}),
+    (
+        "Lives at 221B Baker Street, London with family.",
+        ["221B", "Baker", "London"],
+        {"address": 1},
+    ),
+    (
+        "A ninety-two-year-old woman; her mother is one hundred and one years old.",
+        ["ninety-two", "one hundred and one"],
+        {"age": 2},
+    ),
 ]
 
 CLINICAL = [
@@ -64,6 +84,9 @@ CLINICAL = [
     "PA and lateral views. MR of the chest. MS history. Prior CT in 2019.",
     "Right PICC tip in the cavoatrial junction, 12-lead ECG leads overlie the chest.",
     "SVC. IVC. The patient is status post CABG.",
+    "Ninety percent of the lung is aerated; 3 views of the chest; 2 of 3 ribs; 1 May represent.",
+    "Level of the 4th rib. Grade 2 of 4. An eighty-nine-year-old man.",
+    "Tube 12 Fr; 10 mm step; 100 mL; T4-T5; 3 cm from the 2nd rib.",
 ]
 
 

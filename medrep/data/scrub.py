@@ -19,7 +19,16 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-SCRUB_CATEGORIES: tuple[str, ...] = ("id", "phone", "date", "time", "name", "age")
+SCRUB_CATEGORIES: tuple[str, ...] = (
+    "email",
+    "id",
+    "phone",
+    "date",
+    "time",
+    "address",
+    "name",
+    "age",
+)
 
 # Titles before a person's name, written as they appear (case matters: "MR." is a title, "MR"
 # alone is magnetic resonance, "MS" multiple sclerosis).
@@ -102,6 +111,8 @@ _MONTHS = (
     "|Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?"
 )
 _MONTH = rf"(?:{_MONTHS}|{_MONTHS.upper()})\.?"
+# "May" not followed by a lower-case word (then it is the verb: "1 May represent")
+_MONTHS_NOT_VERB = _MONTHS.replace("May", r"May(?!\s+[a-z])")
 _YEAR = r"(?:19|20)\d{2}"
 _DAY = r"(?:[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)?"
 
@@ -117,6 +128,11 @@ _DATE_PATTERNS: tuple[str, ...] = (
     # "on 3/14", "dated 3/14": a month and day without a year
     r"(?<=\bon )\d{1,2}/\d{1,2}(?![\d/])",
     r"(?<=\bdated )\d{1,2}/\d{1,2}(?![\d/])",
+    # 14-MAR-2019, 14-Mar-19
+    rf"\b{_DAY}-{_MONTH}-(?:{_YEAR}|\d{{2}})\b",
+    # a day and month without a year: "13 February", "28th March", "14th of March"
+    # ("1 May represent": the verb, when a lower-case word follows)
+    rf"\b{_DAY}\s+(?:of\s+)?(?:{_MONTHS_NOT_VERB}|{_MONTHS.upper()})(?![A-Za-z])",
 )
 _TIME_PATTERNS: tuple[str, ...] = (
     r"(?<![\d:.])(?:[01]?\d|2[0-3]):[0-5]\d(?::[0-5]\d)?(?:\s*(?:[AaPp]\.[Mm]\.|[AaPp][Mm]\b))?"
@@ -127,9 +143,31 @@ _TIME_PATTERNS: tuple[str, ...] = (
 _PHONE_PATTERNS: tuple[str, ...] = (
     r"(?<![\d.])(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s*|\d{3}[\s.-])\d{3}[\s.-]\d{4}(?!\d|\.\d)",
     r"(?<![\d.\-])\d{3}-\d{4}(?!\d|\.\d)",
+    # international: "+44 20 7946 0958", "+33 (0)1 42 68 53 00", "+1-617-555-0100"
+    r"(?<![\w+])\+\d{1,3}(?:[\s.-]?(?:\(\d{1,4}\)|\d{1,4})){2,6}(?![\d])",
+)
+_EMAIL_PATTERNS: tuple[str, ...] = (r"(?<![\w.+-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+",)
+# a US social security number: no measurement or clinical code has this shape
+_SSN_PATTERN = r"(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])"
+# "221B Baker Street", "12 Oak Rd., Springfield": a number, capitalised words, a street type,
+# and the town after a comma
+_STREET_TYPES = (
+    "Street|St\\.?|Road|Rd\\.?|Avenue|Ave\\.?|Lane|Ln\\.?|Drive|Boulevard|Blvd\\.?|Way|Court"
+    "|Ct\\.?|Place|Pl\\.?|Terrace|Close|Crescent|Square|Highway|Parkway"
+)
+_ADDRESS_PATTERNS: tuple[str, ...] = (
+    rf"\b\d{{1,5}}[A-Za-z]?\s+(?:[A-Z][a-z]+\s+){{1,3}}(?:{_STREET_TYPES})(?![A-Za-z])"
+    r"(?:,?\s+[A-Z][a-z]+(?:\s+[A-Z][a-z]+)?)?",
+)
+# ages over 89 in words ("ninety-two-year-old", "one hundred and one years old")
+_UNITS = "one|two|three|four|five|six|seven|eight|nine"
+_AGE_WORDS = (
+    rf"(?i:\b(?P<w>(?:ninety|one\s+hundred|a\s+hundred)(?:[\s-]+(?:and\s+)?(?:{_UNITS}|ten|"
+    r"eleven|twelve))?)(?=\s*-?\s*(?:years?|yrs?)\b))"
 )
 # ages: "92-year-old", "92 year old", "92 yo", "92 y/o", "age 92", "aged 92", "92F", "92 M"
 _AGE_PATTERNS: tuple[str, ...] = (
+    _AGE_WORDS,
     r"\b(?P<n>\d{2,3})(?=\s*-?\s*(?:years?|yrs?)\b(?:\s*-?\s*old)?)",
     r"\b(?P<n>\d{2,3})(?=\s*(?:y/o|y\.o\.?|yo|yof|yom)\b)",
     r"(?i:\b(?:age|aged)\s*:?\s*)(?P<n>\d{2,3})\b",
@@ -197,9 +235,14 @@ class Scrubber:
 
     # one list of patterns per category: the branches look alike and hold different patterns
     def _compile(self, category: str) -> list[re.Pattern[str]]:
+        if category == "email":
+            return [re.compile(p) for p in _EMAIL_PATTERNS]
+        if category == "address":
+            return [re.compile(p) for p in _ADDRESS_PATTERNS]
         if category == "id":
             cues = _alternation(self.id_cues)
             return [
+                re.compile(_SSN_PATTERN),
                 # the value after a cue must hold a digit: "accession: A12345", "MRN 0012345"
                 re.compile(
                     rf"(?i:\b(?:{cues}))(?![A-Za-z])\s*(?:[:#]|no\.?|number)?\s*[:#]?\s*"
@@ -261,12 +304,16 @@ class Scrubber:
         out: list[str] = []
         last = 0
         n = 0
-        group = "v" if "v" in pattern.groupindex else ("n" if "n" in pattern.groupindex else 0)
+        group = next((g for g in ("v", "n", "w") if g in pattern.groupindex), 0)
         for m in pattern.finditer(text):
             start, end = m.span(group)
             if start < 0:
                 continue
-            if category == "age" and int(m.group(group)) <= self.max_age:
+            # an age in digits is an identifier over max_age; one in words is matched only from
+            # ninety on
+            if category == "age" and group == "n" and int(m.group(group)) <= self.max_age:
+                continue
+            if category == "age" and group == "w" and self.max_age >= 90:
                 continue
             out.append(text[last:start])
             out.append(self.replacement)
