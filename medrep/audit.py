@@ -19,12 +19,15 @@ itself). Exit status: 0 no identifier found, 1 identifiers found, 2 nothing to s
 from __future__ import annotations
 
 import argparse
+import importlib
+import json
 import re
 import sys
 import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -174,9 +177,10 @@ def identifiers_from_run(run_dir: str | Path) -> tuple[dict[str, str], list[Path
         ({value: kind}, [run folder, ingestion folder]).
     """
     import yaml
-    from hydra.utils import instantiate
 
+    from medrep.data.containment import admit_records
     from medrep.data.images import sniff_kind
+    from medrep.evaluation.explore import locate_ingest_dir
 
     run = Path(run_dir)
     config_path = run / "resolved_config.yaml"
@@ -186,30 +190,42 @@ def identifiers_from_run(run_dir: str | Path) -> tuple[dict[str, str], list[Path
     adapter_cfg = (config.get("data") or {}).get("adapter")
     if not adapter_cfg:
         raise ValueError(f"{config_path} names no data.adapter: audit with --dicom/--table")
-    adapter = instantiate(adapter_cfg)
+    adapter = _build(adapter_cfg)
     found: dict[str, str] = {}
 
     def add(kind: str, value: str) -> None:
         for variant in _variants(kind, str(value)):
             found.setdefault(variant, kind)
 
-    dicom_files = []
-    for rec in adapter.images():
+    records = list(adapter.images())
+    for rec in records:
         add("patient id (adapter)", rec.patient_id)
         add("study key (adapter)", rec.study_key)
         add("image id (adapter)", rec.image_id)
-        if sniff_kind(rec.path) == "dicom":
-            dicom_files.append(Path(rec.path))
+    # headers only of the files ingestion would open (inside the export, regular, no links)
+    readable, _ = admit_records(records, getattr(adapter, "export_root", None), False)
+    dicom_files = [Path(r.path) for r in readable if sniff_kind(r.path) == "dicom"]
     for report in adapter.reports():
         add("study key (reports)", report.study_key)
         add("patient id (reports)", report.patient_id)
     for path in dicom_files:
         found.update({k: v for k, v in _header_identifiers(path).items() if k not in found})
-    roots = [run]
-    ingest = (config.get("paths") or {}).get("ingest_dir")
-    if ingest and Path(ingest).is_dir():
-        roots.append(Path(ingest))
-    return found, roots
+    record_path = run / "run_record.json"
+    record = json.loads(record_path.read_text()) if record_path.exists() else {}
+    ingest = locate_ingest_dir(run, record, config)
+    if ingest is None:
+        raise FileNotFoundError(
+            f"the ingestion folder of {run} was not found: audit it by naming it as a folder to "
+            "search, with --dicom/--table for the identifiers"
+        )
+    return found, [run, ingest]
+
+
+def _build(spec: dict[str, Any]) -> Any:
+    """An adapter from its saved config (`_target_` and plain arguments), without Hydra."""
+    module_name, _, name = str(spec["_target_"]).rpartition(".")
+    cls = getattr(importlib.import_module(module_name), name)
+    return cls(**{k: v for k, v in spec.items() if not k.startswith("_")})
 
 
 def _header_identifiers(path: Path) -> dict[str, str]:
@@ -249,7 +265,11 @@ def report(hits: Sequence[Hit], n_files: int, identifiers: dict[str, str]) -> st
     return "\n".join(lines)
 
 
-EXIT_CODES = {0: "no identifier found", 1: "identifiers found", 2: "nothing to search for"}
+EXIT_CODES = {
+    0: "no identifier found",
+    1: "identifiers found",
+    2: "nothing to search for, or a run that cannot be audited",
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -290,7 +310,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     identifiers: dict[str, str] = {}
     roots = list(args.roots)
     for run in args.run:
-        found, run_roots = identifiers_from_run(run)
+        try:
+            found, run_roots = identifiers_from_run(run)
+        except (FileNotFoundError, ValueError) as exc:
+            print(f"cannot audit {run}: {exc}", file=sys.stderr)
+            return 2
         identifiers.update({k: v for k, v in found.items() if k not in identifiers})
         roots += run_roots
     for folder in args.dicom:

@@ -125,15 +125,22 @@ def saved_config(cfg: DictConfig) -> DictConfig:
     """`cfg` as a run writes it: resolved, every `paths` entry absolute (a moved run, or a
     notebook started in another folder, must not resolve them against its own working
     directory), and a literal pseudonymisation secret replaced by `<redacted>`."""
-    data = OmegaConf.to_container(cfg, resolve=True)
-    assert isinstance(data, dict)
-    for key, value in (data.get("paths") or {}).items():
+    if "paths" not in cfg:  # a part of the config (a baseline's spec): its values as they are
+        part = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+        assert isinstance(part, DictConfig)
+        return part
+    copy = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
+    assert isinstance(copy, DictConfig)
+    # the paths absolute before resolving: every path built from them (data.adapter.image_dir,
+    # data.ingest.out_dir...) follows
+    for key, value in plain(cfg.paths).items():
         if isinstance(value, str):
-            data["paths"][key] = os.path.abspath(value)
-    copy = OmegaConf.create(data)
+            copy.paths[key] = os.path.abspath(value)
     if literal_secret(cfg) is not None:
         OmegaConf.update(copy, SECRET_KEY, REDACTED, force_add=True)
-    return copy
+    resolved = OmegaConf.create(OmegaConf.to_container(copy, resolve=True))
+    assert isinstance(resolved, DictConfig)
+    return resolved
 
 
 def _without_secret(node: Any, secret: str) -> Any:

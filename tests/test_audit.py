@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -93,6 +94,9 @@ def test_a_png_site_is_audited_from_its_run_folder_without_a_hand_made_table(
     ingest = tmp_path / "ingest"
     (run / "eval").mkdir(parents=True)
     ingest.mkdir()
+    pd.DataFrame({"image_key": ["0a1b"], "source": ["a.png"]}).to_parquet(
+        ingest / "manifest.parquet"
+    )
     adapter = {
         "_target_": "medrep.data.adapters.generic.GenericAdapter",
         "image_dir": str(export / "images"),
@@ -114,6 +118,9 @@ def test_a_png_site_is_audited_from_its_run_folder_without_a_hand_made_table(
     assert "patient id (adapter): 1 place(s)" in out and "ingest.log [bytes]" in out
     assert "study key (adapter): 1 place(s)" in out and "notes.parquet [column note]" in out
     assert "MRN-778899" not in out and "ACC-556677" not in out  # places, never the values
+    # a run whose ingestion folder is gone cannot be called clean
+    shutil.rmtree(ingest)
+    assert main(["--run", str(run)]) == 2
 
 
 def test_the_help_names_only_options_that_exist(capsys: pytest.CaptureFixture[str]) -> None:

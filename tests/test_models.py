@@ -513,8 +513,8 @@ def test_a_training_step_on_cuda_matches_the_cpu(loss_name: str) -> None:
 def test_a_checkpoint_leaves_frozen_weights_out_and_checks_them_on_load(tmp_path: Path) -> None:
     from medrep.models.module import FROZEN_KEY
 
-    def frozen_module() -> ContrastivePretrainer:
-        torch.manual_seed(0)
+    def frozen_module(seed: int = 0) -> ContrastivePretrainer:
+        torch.manual_seed(seed)
         return ContrastivePretrainer(
             ImageEncoder(depth=10, base_width=4),
             tiny_text(n_frozen_layers=2, freeze_embeddings=True),
@@ -539,8 +539,6 @@ def test_a_checkpoint_leaves_frozen_weights_out_and_checks_them_on_load(tmp_path
     for name, value in full.items():
         assert torch.equal(other.state_dict()[name], value), name
     # another frozen tower (a different model file) is refused, not silently mixed in
-    changed = frozen_module()
-    with torch.no_grad():
-        next(iter(changed.frozen_parameters().values())).add_(1.0)
+    changed = frozen_module(seed=1)
     with pytest.raises(ValueError, match="other frozen weights"):
         changed.on_load_checkpoint(torch.load(tmp_path / "last.ckpt", weights_only=True))

@@ -87,6 +87,9 @@ CLINICAL = [
     "Ninety percent of the lung is aerated; 3 views of the chest; 2 of 3 ribs; 1 May represent.",
     "Level of the 4th rib. Grade 2 of 4. An eighty-nine-year-old man.",
     "Tube 12 Fr; 10 mm step; 100 mL; T4-T5; 3 cm from the 2nd rib.",
+    "Density +120 HU; shift +1.25 cm; rotation +12.5 degrees.",
+    "1. 2 MAY REPRESENT ATELECTASIS. 3 Prior Ct Findings.",
+    "Lives at home. The Heart is normal at 12 Oak level.",
 ]
 
 

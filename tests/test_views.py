@@ -45,6 +45,13 @@ from tests.helpers import ListAdapter
         ("XXXX", ""),
         ("AP LAT", ""),  # two kinds of view named: unknown, never a guess
         ("OBLIQUE", ""),
+        ("A.P.", "AP"),
+        ("P.A. erect", "PA"),
+        ("Portable lateral", "LATERAL"),
+        ("LATERAL SUPINE", "LATERAL"),
+        ("AP supine portable", "AP"),
+        ("Left lateral decubitus", ""),  # a horizontal-beam frontal: no view of ours
+        ("LLD", ""),
     ],
 )
 def test_raw_views_map_to_canonical_views(raw: str, view: str) -> None:
@@ -104,6 +111,8 @@ def test_reports_in_a_site_style_are_read_whole_and_known_styles_keep_their_rule
     report; a MIMIC-style report whose known sections hold no findings is still empty."""
     texts = {
         "site": "PC: cough for two weeks. BG: smoker. Patchy air space opacification bilaterally.",
+        # headers on their own lines and a last paragraph: MIMIC's fallback would keep only it
+        "lines": "PC: cough.\nBG: asthma.\nCXR: The lungs are clear.\n\nNo acute disease.",
         "plain": "Patchy areas of air space opacification bilaterally. No effusion.",
         "mimic": "INDICATION: Cough.\n\nCOMPARISON: None.",
         "normal": "FINDINGS: Clear lungs.\n\nIMPRESSION: Normal chest.",
@@ -117,13 +126,20 @@ def test_reports_in_a_site_style_are_read_whole_and_known_styles_keep_their_rule
         reports.append(ReportRecord(key, text, f"r-{key}"))
     cfg = IngestConfig(out_dir=str(tmp_path / "out"), secret="s", image_size=32, progress=False)
     summary = run_ingestion(cfg, ListAdapter(records, reports))
-    assert summary["cached"] == 3 and summary["reports_whole_text"] == 1
+    assert summary["cached"] == 4 and summary["reports_whole_text"] == 2
     import pandas as pd
 
     table = pd.read_parquet(tmp_path / "out" / "reports.parquet")
     by_source = dict(zip(table["source"], table["text_source"], strict=True))
     # a note without headers was already read: the parser's fallback makes it the impression
-    assert by_source == {"r-site": "whole_text", "r-plain": "sections", "r-normal": "sections"}
+    assert by_source == {
+        "r-site": "whole_text",
+        "r-lines": "whole_text",
+        "r-plain": "sections",
+        "r-normal": "sections",
+    }
+    lines = table.loc[table["source"] == "r-lines", "text"].iloc[0]
+    assert "The lungs are clear." in lines and "No acute disease." in lines
     site = table.loc[table["source"] == "r-site", "text"].iloc[0]
     assert "Patchy air space opacification bilaterally." in site and "PC:" not in site
     ledger = pd.read_csv(tmp_path / "out" / "rejects.csv")

@@ -210,7 +210,7 @@ def parse_reports(
 
     The scrubber (when given) removes identifiers from the text before anything else reads it;
     only its counts per category come back. A report written in a style the parser does not
-    know (none of its headers is a known section, or it has none) is read as a whole
+    know (it has headers, none of them a known section) is read as a whole
     (`text_source` = `whole_text`, counted in the summary); one with known sections but no
     sentence in the configured ones is rejected (`empty_report`), a second report for the same study is rejected
     (`duplicate_report`); neither stops ingestion.
@@ -261,9 +261,10 @@ def parse_reports(
             for s in parser.split_sentences(parsed.sections.get(name, ""))
         ]
         text, text_source = parsed.text(cfg.sections), "sections"
-        if not sentences and not any(name in parser.section_names for name in parsed.sections):
-            # a site's own style ("PC: ... BG: ...", or no headers): no section the parser
-            # knows, so the whole text stands in for the configured ones
+        if parsed.headers and not any(name in parser.section_names for name in parsed.headers):
+            # a site's own style ("PC: ... BG: ..."): headers, none the parser knows, so the
+            # whole text stands in for the configured ones (MIMIC's fallback would keep only
+            # the last paragraphs)
             text, text_source = parsed.whole_text(), "whole_text"
             sentences = parser.split_sentences(text)
         if not sentences:

@@ -239,11 +239,14 @@ class ParsedReport:
         preamble: cleaned text before the first header.
         fallback: True when neither findings nor impression existed and the last paragraphs
             were used as the fallback section.
+        headers: the canonical names of the report's own headers, in order (before the
+            fallback; a header the parser does not know keeps a normalised name of its own).
     """
 
     sections: dict[str, str]
     preamble: str
     fallback: bool = False
+    headers: tuple[str, ...] = ()
 
     def text(self, names: Sequence[str]) -> str:
         """The chosen sections' text joined in the order given (missing ones skipped)."""
@@ -378,7 +381,10 @@ class ReportParser:
                 f"{sections[name]} {cleaned_fallback}" if name in sections else cleaned_fallback
             )
         return ParsedReport(
-            sections=sections, preamble=self.clean(preamble), fallback=bool(cleaned_fallback)
+            sections=sections,
+            preamble=self.clean(preamble),
+            fallback=bool(cleaned_fallback),
+            headers=tuple(name for name, _ in blocks),
         )
 
     # ---------------------------------------------------------------------------- cleaning

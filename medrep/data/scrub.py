@@ -113,26 +113,31 @@ _MONTHS = (
 _MONTH = rf"(?:{_MONTHS}|{_MONTHS.upper()})\.?"
 # "May" not followed by a lower-case word (then it is the verb: "1 May represent")
 _MONTHS_NOT_VERB = _MONTHS.replace("May", r"May(?!\s+[a-z])")
+# and in an all-capitals report ("2 MAY REPRESENT ATELECTASIS")
+_MONTHS_NOT_VERB_UPPER = _MONTHS.upper().replace("MAY", r"MAY(?!\s+[A-Z])")
 _YEAR = r"(?:19|20)\d{2}"
 _DAY = r"(?:[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)?"
 
 _DATE_PATTERNS: tuple[str, ...] = (
+    # first, so that "13 February. 3 March" is not read as "February. 3":
+    # 14-MAR-2019, 14-Mar-19
+    rf"\b{_DAY}-{_MONTH}-(?:{_YEAR}|\d{{2}})\b",
+    # a day and month, with or without a year: "13 February", "28th March", "14th of March
+    # 2021" ("1 May represent": the verb, when a lower-case word follows)
+    rf"(?<![\d.])\b{_DAY}\s+(?:of\s+)?(?:{_MONTHS_NOT_VERB}|{_MONTHS_NOT_VERB_UPPER})(?![A-Za-z])"
+    rf"(?:,?\s+{_YEAR}\b)?",
     # 03/14/2021, 3-14-21, 2021-03-14, 14.03.2021
     r"(?<![\d./-])\d{1,2}[/-]\d{1,2}[/-](?:\d{4}|\d{2})(?![\d/-])",
     rf"(?<![\d./-]){_YEAR}[/-]\d{{1,2}}[/-]\d{{1,2}}(?![\d/-])",
     rf"(?<![\d.]){_DAY}\.\d{{1,2}}\.{_YEAR}(?!\d|\.\d)",
     # March 14, 2021 / Mar 14 / 14 March 2021 / March 2021
-    rf"\b{_MONTH}\s+{_DAY}(?:,?\s+{_YEAR})?\b",
+    # (not "MAY 1.0 cm": a day is no decimal)
+    rf"\b{_MONTH}\s+{_DAY}(?!\.\d)(?:,?\s+{_YEAR})?\b",
     rf"\b{_DAY}\s+{_MONTH},?\s+{_YEAR}\b",
     rf"\b{_MONTH},?\s+{_YEAR}\b",
     # "on 3/14", "dated 3/14": a month and day without a year
     r"(?<=\bon )\d{1,2}/\d{1,2}(?![\d/])",
     r"(?<=\bdated )\d{1,2}/\d{1,2}(?![\d/])",
-    # 14-MAR-2019, 14-Mar-19
-    rf"\b{_DAY}-{_MONTH}-(?:{_YEAR}|\d{{2}})\b",
-    # a day and month without a year: "13 February", "28th March", "14th of March"
-    # ("1 May represent": the verb, when a lower-case word follows)
-    rf"\b{_DAY}\s+(?:of\s+)?(?:{_MONTHS_NOT_VERB}|{_MONTHS.upper()})(?![A-Za-z])",
 )
 _TIME_PATTERNS: tuple[str, ...] = (
     r"(?<![\d:.])(?:[01]?\d|2[0-3]):[0-5]\d(?::[0-5]\d)?(?:\s*(?:[AaPp]\.[Mm]\.|[AaPp][Mm]\b))?"
@@ -143,21 +148,24 @@ _TIME_PATTERNS: tuple[str, ...] = (
 _PHONE_PATTERNS: tuple[str, ...] = (
     r"(?<![\d.])(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s*|\d{3}[\s.-])\d{3}[\s.-]\d{4}(?!\d|\.\d)",
     r"(?<![\d.\-])\d{3}-\d{4}(?!\d|\.\d)",
-    # international: "+44 20 7946 0958", "+33 (0)1 42 68 53 00", "+1-617-555-0100"
-    r"(?<![\w+])\+\d{1,3}(?:[\s.-]?(?:\(\d{1,4}\)|\d{1,4})){2,6}(?![\d])",
+    # international: "+44 20 7946 0958", "+33 (0)1 42 68 53 00", "+1-617-555-0100": a country
+    # code, then groups each after a space or hyphen, 8 digits at least ("+120 HU", "+1.25 cm"
+    # and "+12.5 degrees" are measurements)
+    r"(?<![\w+])\+\d{1,3}(?=(?:\D{0,3}\d){7})(?:[\s-](?:\(\d{1,4}\)\s?)?\d{1,4}){2,6}(?![\d.])",
 )
 _EMAIL_PATTERNS: tuple[str, ...] = (r"(?<![\w.+-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+",)
 # a US social security number: no measurement or clinical code has this shape
 _SSN_PATTERN = r"(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])"
 # "221B Baker Street", "12 Oak Rd., Springfield": a number, capitalised words, a street type,
 # and the town after a comma
+# (no "Ct", "Pl", "Way", "Close": "3 Prior Ct Findings" is a title-case report)
 _STREET_TYPES = (
-    "Street|St\\.?|Road|Rd\\.?|Avenue|Ave\\.?|Lane|Ln\\.?|Drive|Boulevard|Blvd\\.?|Way|Court"
-    "|Ct\\.?|Place|Pl\\.?|Terrace|Close|Crescent|Square|Highway|Parkway"
+    "Street|St\\.?|Road|Rd\\.?|Avenue|Ave\\.?|Lane|Ln\\.?|Drive|Boulevard|Blvd\\.?|Court"
+    "|Terrace|Crescent|Square|Highway|Parkway"
 )
 _ADDRESS_PATTERNS: tuple[str, ...] = (
     rf"\b\d{{1,5}}[A-Za-z]?\s+(?:[A-Z][a-z]+\s+){{1,3}}(?:{_STREET_TYPES})(?![A-Za-z])"
-    r"(?:,?\s+[A-Z][a-z]+(?:\s+[A-Z][a-z]+)?)?",
+    r"(?:,\s*[A-Z][a-z]+(?:\s+[A-Z][a-z]+)?)?",
 )
 # ages over 89 in words ("ninety-two-year-old", "one hundred and one years old")
 _UNITS = "one|two|three|four|five|six|seven|eight|nine"

@@ -44,21 +44,27 @@ VIEW_VOCABULARY: dict[str, str] = {
     "RL": LATERAL,
     "LEFT LATERAL": LATERAL,
     "RIGHT LATERAL": LATERAL,
+    "LEFT LATERAL DECUBITUS": UNKNOWN,
+    "RIGHT LATERAL DECUBITUS": UNKNOWN,
     "LATERAL LEFT": LATERAL,
     "LATERAL RIGHT": LATERAL,
 }
-# words that decide a value the vocabulary does not list ("CHEST PA 2 VIEWS", "AP SUPINE PORT"),
-# lateral first: a value naming a lateral is never taken for a frontal film
+# words that decide a value the vocabulary does not list ("CHEST PA 2 VIEWS", "AP SUPINE PORT")
 _WORDS: tuple[tuple[str, frozenset[str]], ...] = (
     (LATERAL, frozenset({"LATERAL", "LAT", "LL", "RL"})),
     (PA, frozenset({"PA", "POSTEROANTERIOR"})),
-    (AP, frozenset({"AP", "ANTEROPOSTERIOR", "SUPINE", "PORTABLE"})),
+    (AP, frozenset({"AP", "ANTEROPOSTERIOR"})),
 )
+# patient positions that imply AP only when no view word is there ("PORTABLE LATERAL" is lateral)
+_AP_POSITIONS = frozenset({"SUPINE", "PORTABLE", "PORT"})
+# a decubitus film is a horizontal-beam frontal, neither PA, AP nor a true lateral: unknown
+_NOT_A_VIEW = frozenset({"DECUBITUS", "DECUB", "LLD", "RLD", "OBLIQUE", "LORDOTIC"})
 
 
 def normalise_view(raw: str) -> str:
-    """Upper case, hyphens, underscores, dots and slashes as spaces, single spaces, stripped."""
-    return " ".join(re.sub(r"[-_./]", " ", str(raw)).upper().split())
+    """Upper case, dots removed ("A.P." is AP), hyphens, underscores and slashes as spaces,
+    single spaces, stripped."""
+    return " ".join(re.sub(r"[-_/]", " ", str(raw).replace(".", "")).upper().split())
 
 
 def canonical_view(raw: str, view_map: Mapping[str, str] | None = None) -> str:
@@ -82,5 +88,9 @@ def canonical_view(raw: str, view_map: Mapping[str, str] | None = None) -> str:
     if value in VIEW_VOCABULARY:
         return VIEW_VOCABULARY[value]
     words = set(value.split())
+    if words & _NOT_A_VIEW:
+        return UNKNOWN
     named = [view for view, cues in _WORDS if words & cues]
+    if not named and words & _AP_POSITIONS:
+        return AP
     return named[0] if len(named) == 1 else UNKNOWN

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +43,14 @@ def find_run(start: str | Path | None = None) -> Path:
             raise FileNotFoundError(f"{RUN_DIR_ENV}={run} is not a folder")
         return run.resolve()
     here = Path(start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        outputs = folder / "outputs"
-        if outputs.is_dir() and (folder / "pyproject.toml").exists():
+    configured = os.environ.get("MEDREP_OUTPUT_DIR")  # conf/paths/default.yaml's variable
+    places = [(Path(configured).expanduser(), True)] if configured else []
+    places += [
+        (folder / "outputs", (folder / "pyproject.toml").exists())
+        for folder in (here, *here.parents)
+    ]
+    for outputs, is_repository in places:
+        if outputs.is_dir() and is_repository:
             finished = [
                 *outputs.glob("runs/*/*/eval/results.csv"),
                 *outputs.glob("multirun/*/*/*/eval/results.csv"),
@@ -86,6 +92,8 @@ class ExploredRun:
     def methods(self) -> list[str]:
         """Methods with exported embeddings (the pretrained one and the baselines)."""
         folder = self.run_dir / "embeddings"
+        if not folder.is_dir():
+            return []
         return sorted(p.name for p in folder.iterdir() if (p / "test.npz").exists())
 
     def embeddings(self, method: str, split: str) -> dict[str, np.ndarray]:
@@ -104,12 +112,12 @@ class ExploredRun:
             )
         return self.ingest_dir / name
 
-    @property
+    @cached_property
     def labels(self) -> pd.DataFrame:
         """The evaluation labels by pseudonymous `study_key`."""
         return pd.read_parquet(self._ingest_file("labels.parquet")).set_index("study_key")
 
-    @property
+    @cached_property
     def manifest(self) -> pd.DataFrame:
         return pd.read_parquet(self._ingest_file("manifest.parquet")).set_index("image_key")
 
@@ -120,7 +128,10 @@ class ExploredRun:
     def image(self, image_key: str) -> np.ndarray:
         """A cached image, float32 [H, W] in [0, 1], by its pseudonymous key."""
         if self._cache is None:
-            self._cache = ImageCache(self._ingest_file("cache"))
+            self._cache = ImageCache(
+                self._ingest_file("cache"),
+                manifest_sha256=self.record.get("input_manifest_sha256"),
+            )
         return self._cache.image(int(self.manifest.loc[image_key, "cache_index"]))
 
 
@@ -169,10 +180,23 @@ def locate_ingest_dir(run_dir: Path, record: dict[str, Any], config: dict[str, A
             if launch is not None:
                 candidates.append(launch / configured_path)
             candidates += [folder / configured_path for folder in run_dir.parents]
+    wanted = record.get("input_manifest_sha256")
     for candidate in candidates:
-        if (candidate / "manifest.parquet").exists():
+        if (candidate / "manifest.parquet").exists() and _same_manifest(candidate, wanted):
             return candidate.resolve()
     return None
+
+
+def _same_manifest(ingest_dir: Path, wanted: str | None) -> bool:
+    """Whether the folder still holds the manifest the run used (a shared ingestion folder is
+    rebuilt in place when its inputs change): unknown counts as the same."""
+    summary = ingest_dir / "ingest_summary.json"
+    if not wanted or not summary.exists():
+        return True
+    try:
+        return json.loads(summary.read_text()).get("manifest_sha256") in (None, wanted)
+    except (OSError, ValueError):
+        return False
 
 
 def _launch_dir(run_dir: Path) -> Path | None:

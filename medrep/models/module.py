@@ -49,7 +49,8 @@ def frozen_digest(tensors: list[torch.Tensor]) -> str:
     """SHA-256 over the tensors' bytes, in order."""
     digest = hashlib.sha256()
     for tensor in tensors:
-        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        flat = tensor.detach().cpu().reshape(-1).contiguous()
+        digest.update(flat.view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
 
 
@@ -104,6 +105,9 @@ class ContrastivePretrainer(L.LightningModule):
         self.allow_grad_accumulation = allow_grad_accumulation
         self._val_outputs: list[tuple[torch.Tensor, PairEmbeddings]] = []
         self._val_sums: dict[str, torch.Tensor | float] = {}
+        # the frozen weights' digest as built (float32, before any precision plugin converts
+        # them): a checkpoint saved in bf16 and a resume loaded before the conversion agree
+        self._frozen_digest = frozen_digest(list(self.frozen_parameters().values()))
 
     def embed_images(self, image: torch.Tensor) -> torch.Tensor:
         """[B, 1, H, W] -> projected [B, D]."""
@@ -274,7 +278,7 @@ class ContrastivePretrainer(L.LightningModule):
                 del state[name]
             checkpoint[FROZEN_KEY] = {
                 "names": list(frozen),
-                "sha256": frozen_digest(list(frozen.values())),
+                "sha256": self._frozen_digest,
                 "text_model": str(self.text_encoder.model_path),
             }
 
@@ -286,7 +290,7 @@ class ContrastivePretrainer(L.LightningModule):
             return
         frozen = self.frozen_parameters()
         names = list(record["names"])
-        if names != list(frozen) or frozen_digest(list(frozen.values())) != record["sha256"]:
+        if names != list(frozen) or self._frozen_digest != record["sha256"]:
             raise ValueError(
                 "this checkpoint was trained with other frozen weights than the module has now "
                 f"(frozen text model {record.get('text_model')!r}; the module's is "
