@@ -84,8 +84,26 @@ def git_commit() -> str:
         return "unknown"
 
 
+def process_rank() -> int:
+    """This process's global rank among the processes of one run: 0 alone, else what the
+    launcher says (torchrun's RANK, SLURM's SLURM_PROCID in a multi-task step, Lightning's
+    subprocess launcher's NODE_RANK and LOCAL_RANK: non-zero when either is)."""
+    env = os.environ
+    if env.get("RANK"):
+        return int(env["RANK"])
+    if env.get("SLURM_PROCID") and int(env.get("SLURM_NTASKS", "1") or 1) > 1:
+        return int(env["SLURM_PROCID"])
+    node, local = int(env.get("NODE_RANK", "0") or 0), int(env.get("LOCAL_RANK", "0") or 0)
+    return local if node == 0 else max(1, node * 1000 + local)
+
+
 def record_stage(cfg: DictConfig, stage: str, outputs: dict[str, Any], seconds: float) -> None:
-    """Append the stage's outputs and timing to the run record; print one line about it."""
+    """Append the stage's outputs and timing to the run record (rank 0 only: one record per
+    run); print one line about it."""
+    rank = process_rank()
+    if rank != 0:
+        print(f"[{stage}] rank {rank} done in {seconds:.1f}s", flush=True)
+        return
     run_dir = Path(cfg.paths.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     record_path = run_dir / "run_record.json"
@@ -219,6 +237,7 @@ def _timed_stage(
         record_stage(cfg, stage, {**reused, "reused": True}, time.time() - start)
         return reused
     outputs = fn(cfg)
-    mark_finished(stage, cfg, outputs)
+    if process_rank() == 0:
+        mark_finished(stage, cfg, outputs)
     record_stage(cfg, stage, outputs, time.time() - start)
     return outputs

@@ -13,7 +13,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from pipelines.common import Terminated, stopped_by_sigterm, timed_stage
+from pipelines.common import Terminated, process_rank, stopped_by_sigterm, timed_stage
 from pipelines.evaluate import run_evaluate
 from pipelines.export import run_export
 from pipelines.ingest import run_ingest
@@ -45,15 +45,28 @@ ARTIFACTS = {
 }
 
 
+# Which processes run a stage when several run one chain (trainer=ddp, torchrun, SLURM tasks):
+# ingestion in every process (the folder's lock lets one write; the others wait and reuse it),
+# pretraining in every process (data-parallel), export and evaluation in rank 0 alone (the
+# other ranks stop after pretraining). The run record is rank 0's.
+RANK_ZERO_ONLY = frozenset({"export", "evaluate"})
+
+
 def run_chain(cfg: DictConfig, stages: Mapping[str, Stage] = STAGES) -> dict[str, dict[str, Any]]:
     """Run `cfg.stages` in order (each timed and recorded); unknown names fail before any runs."""
     unknown = [s for s in cfg.stages if s not in stages]
     if unknown:
         raise ValueError(f"unknown stage(s) {unknown}; choose from {list(stages)}")
+    rank = process_rank()
+    chosen = [str(s) for s in cfg.stages if rank == 0 or str(s) not in RANK_ZERO_ONLY]
+    if len(chosen) < len(cfg.stages):
+        print(f"[chain] rank {rank}: runs {chosen}; rank 0 runs the rest", flush=True)
     try:
-        outputs = {str(s): timed_stage(str(s), stages[str(s)], cfg) for s in cfg.stages}
+        outputs = {s: timed_stage(s, stages[s], cfg) for s in chosen}
     except Terminated:  # between two stages (inside one, timed_stage says which)
         stopped_by_sigterm("chain")
+    if rank != 0:
+        return outputs
     print("\nArtifacts:")
     for label, (key, inside) in ARTIFACTS.items():
         path = Path(cfg.paths[key]) / inside

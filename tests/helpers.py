@@ -217,6 +217,20 @@ class ListAdapter:
         return None
 
 
+def tiny_chain(tmp_path: Path, *overrides: str) -> list[str]:
+    """`python -m pipelines.run` on the tiny experiment, every path under `tmp_path`."""
+    import sys
+
+    return [
+        sys.executable,
+        "-m",
+        "pipelines.run",
+        "experiment=tiny",
+        f"paths.root_dir={tmp_path}",
+        *overrides,
+    ]
+
+
 # --- the notebook ---------------------------------------------------------------------------------
 
 

@@ -140,3 +140,30 @@ def test_validation_pairs_are_gathered_once_in_order(ranks: list[dict]) -> None:
         index, image, _ = r["val_uneven"]
         assert index.tolist() == [0, 1, 2, 3, 4]
         assert torch.equal(image[:, 0], torch.arange(5, dtype=torch.float64))
+
+
+@pytest.mark.slow  # the tiny chain with two gloo processes (Lightning's subprocess launcher)
+def test_the_chain_under_two_processes_runs_each_stage_once_where_it_should(
+    tmp_path: Path,
+) -> None:
+    """`trainer=ddp_cpu` re-runs the command for rank 1 (Lightning's launcher): rank 1 ingests
+    (waiting on the lock, then reusing), pretrains, and stops; export, evaluation and the run
+    record are rank 0's alone."""
+    import json
+    import subprocess
+
+    from tests.helpers import REPO, tiny_chain
+
+    cmd = tiny_chain(tmp_path, "trainer=ddp_cpu", "trainer.max_epochs=2")
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-3000:]
+    for stage in ("export", "evaluate"):
+        assert output.count(f"[{stage}] done") == 1, stage
+        assert f"[{stage}] rank 1" not in output
+    assert output.count("[pretrain] done") == 1 and "[pretrain] rank 1 done" in output
+    assert "[chain] rank 1: runs ['ingest', 'pretrain']" in output
+    (run_dir,) = (tmp_path / "outputs" / "runs" / "tiny").iterdir()
+    record = json.loads((run_dir / "run_record.json").read_text())
+    assert list(record["stages"]) == ["ingest", "pretrain", "export", "evaluate"]
+    assert (run_dir / "eval" / "results.csv").exists()

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from medrep.models.progress import LogProgress, _batch_size, _duration
-from tests.helpers import REPO
+from tests.helpers import REPO, tiny_chain
 
 
 def test_settings_are_checked() -> None:
@@ -31,15 +30,7 @@ def test_batch_sizes_and_durations() -> None:
 
 @pytest.mark.slow
 def test_a_piped_pretraining_prints_progress_lines(tmp_path: Path) -> None:
-    cmd = [
-        sys.executable,
-        "-m",
-        "pipelines.run",
-        "experiment=tiny",
-        f"paths.root_dir={tmp_path}",
-        "stages=[ingest,pretrain]",
-        "callbacks.log_progress.every_n_steps=5",
-    ]
+    cmd = tiny_chain(tmp_path, "stages=[ingest,pretrain]", "callbacks.log_progress.every_n_steps=5")
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = [line for line in proc.stdout.splitlines() if line.startswith("[train] step")]

@@ -22,7 +22,7 @@ import pytest
 from medrep.data.adapters.generic import GenericAdapter
 from medrep.data.ingest import SUMMARY_NAME, IngestConfig, run_ingestion
 from medrep.data.locking import LOCK_NAME, IngestLockTimeout, ingest_lock
-from tests.helpers import REPO, compose, write_dicom
+from tests.helpers import REPO, compose, tiny_chain, write_dicom
 
 
 def make_export(root: Path, n: int, seed: int) -> GenericAdapter:
@@ -48,18 +48,6 @@ def config(out: Path, **kwargs) -> IngestConfig:  # type: ignore[no-untyped-def]
     return IngestConfig(
         out_dir=str(out), secret="s", image_size=24, progress=False, chunk_size=4, **kwargs
     )
-
-
-def tiny_chain(tmp_path: Path, *overrides: str) -> list[str]:
-    """`python -m pipelines.run` on the tiny experiment, every path under `tmp_path`."""
-    return [
-        sys.executable,
-        "-m",
-        "pipelines.run",
-        "experiment=tiny",
-        f"paths.root_dir={tmp_path}",
-        *overrides,
-    ]
 
 
 # --- one writer per folder --------------------------------------------------------------------
