@@ -7,8 +7,12 @@
 With --run, the identifiers are those the run's ingestion read, from its saved config's dataset
 adapter: the raw patient ids, study keys and image ids of its records (an images table's
 columns, a layout's folder names), the reports' keys, and the identifying DICOM header elements
-(names, patient ids, accession numbers, dates of birth, institutions, physicians); the run
-folder and its ingestion folder are searched. --dicom and --table/--column add identifiers from
+(names, patient ids, accession numbers, dates of birth, institutions, physicians), and the
+folder and file names under the export root that look like names or numbers ("SMITH_JOHN",
+"MRN0012345.png"; `path_components`); the run folder and its ingestion folder are searched.
+Every parquet and CSV table is also searched by pattern for the scrubber's categories (dates,
+phones, e-mail, ids, addresses, institutions, names after titles, ages over 89, places;
+`--no-patterns` turns this off), which finds identifiers that no table lists. --dicom and --table/--column add identifiers from
 an export's headers or a table's columns. Every file under the given folders is searched: text and binary files byte by byte
 (UTF-8 and UTF-16), parquet tables and npz arrays cell by cell after decoding (their strings are
 compressed or stored as UTF-32, where a byte search would miss them). Zero hits is the bar; the
@@ -202,12 +206,16 @@ def identifiers_from_run(run_dir: str | Path) -> tuple[dict[str, str], list[Path
         add("patient id (adapter)", rec.patient_id)
         add("study key (adapter)", rec.study_key)
         add("image id (adapter)", rec.image_id)
+        for component in path_components(rec.source):
+            add("path component (export)", component)
     # headers only of the files ingestion would open (inside the export, regular, no links)
     readable, _ = admit_records(records, getattr(adapter, "export_root", None), False)
     dicom_files = [Path(r.path) for r in readable if sniff_kind(r.path) == "dicom"]
     for report in adapter.reports():
         add("study key (reports)", report.study_key)
         add("patient id (reports)", report.patient_id)
+        for component in path_components(report.source.partition("#")[0]):
+            add("path component (export)", component)
     for path in dicom_files:
         found.update({k: v for k, v in _header_identifiers(path).items() if k not in found})
     record_path = run / "run_record.json"
@@ -219,6 +227,68 @@ def identifiers_from_run(run_dir: str | Path) -> tuple[dict[str, str], list[Path
             "search, with --dicom/--table for the identifiers"
         )
     return found, [run, ingest]
+
+
+def path_components(source: str) -> set[str]:
+    """The folder and file names of a path under the export root that may name someone.
+
+    A name written like a person's or a number ("SMITH_JOHN", "John Smith", "MRN0012345",
+    "smith-1950.png"): a capital, digit or separator in it. All-lower-case words ("images",
+    "frontal", "dicom") are folder kinds that every log and config names, not identifiers.
+    """
+    found = set()
+    for part in source.replace("\\", "/").split("/"):
+        stem = part.rsplit(".", 1)[0] if "." in part[1:] else part
+        if len(stem) >= MIN_LENGTH and not re.fullmatch(r"[a-z]+", stem):
+            found |= {part, stem}
+    return found
+
+
+def pattern_hits(roots: Sequence[str | Path], categories: Sequence[str] | None = None) -> list[Hit]:
+    """Cells of the tables under `roots` in which the scrubber's rules still find identifiers.
+
+    Report text, sources and ledger messages live in the parquet and CSV tables; a date, phone
+    number, e-mail, address, place or name after a title found there is a finding of kind
+    `pattern: <category>` (the scrubber's categories, `medrep.data.scrub`), with file and column.
+    """
+    from medrep.data.scrub import SCRUB_CATEGORIES, Scrubber
+
+    scrubber = Scrubber(categories=categories or SCRUB_CATEGORIES)
+    hits: list[Hit] = []
+    for root in roots:
+        root = Path(root)
+        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+        for path in files:
+            frame = _table(path)
+            if frame is None:
+                continue
+            for column in frame.columns:
+                if frame[column].dtype.kind not in "OSU" and str(frame[column].dtype) != "str":
+                    continue
+                kinds = {
+                    category
+                    for value in frame[column].dropna().astype(str).unique()
+                    if not _KEY_LIKE.fullmatch(value)
+                    for _, _, category in scrubber.spans(value)
+                }
+                hits += [Hit(str(path), f"column {column}", f"pattern: {k}") for k in sorted(kinds)]
+    return hits
+
+
+# pseudonymised keys and sources (hex digests, `3f9a0c1b2d4e/77aa01.png#row3`): their digit runs
+# are not record numbers
+_KEY_LIKE = re.compile(r"[0-9a-f]{12,}|(?:[0-9a-f]{12}(?:\.\w+)?/?)+(?:#\w+)?")
+
+
+def _table(path: Path) -> pd.DataFrame | None:
+    try:
+        if path.suffix.lower() == ".parquet":
+            return pd.read_parquet(path)
+        if path.suffix.lower() == ".csv":
+            return pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, ValueError):
+        return None
+    return None
 
 
 def _build(spec: dict[str, Any]) -> Any:
@@ -306,6 +376,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--column", action="append", default=[], help="an identifier column of --table"
     )
+    parser.add_argument(
+        "--no-patterns",
+        action="store_true",
+        help="do not also search the tables' text for the scrubber's categories by pattern",
+    )
     args = parser.parse_args(argv)
     identifiers: dict[str, str] = {}
     roots = list(args.roots)
@@ -333,6 +408,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     hits, n_files = audit_files(roots, identifiers)
+    if not args.no_patterns:
+        hits += pattern_hits(roots)
     print(report(hits, n_files, identifiers))
     return 1 if hits else 0
 

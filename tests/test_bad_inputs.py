@@ -260,7 +260,12 @@ def corpus_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, pd.DataF
     root = tmp_path_factory.mktemp("corpus")
     images, reports = build_corpus(root)
     cfg = IngestConfig(
-        out_dir=str(root / "out"), secret="s", image_size=32, progress=False, chunk_size=5
+        out_dir=str(root / "out"),
+        secret="s",
+        source_paths="relative",
+        image_size=32,
+        progress=False,
+        chunk_size=5,
     )
     summary = run_ingestion(cfg, ListAdapter(images, reports))
     ledger = pd.read_csv(root / "out" / "rejects.csv", keep_default_na=False)
@@ -315,7 +320,13 @@ def test_non_utf8_report_bytes_are_kept_and_marked_repaired(tmp_path: Path, dico
     (tmp_path / "reports.csv").write_bytes(
         b"AccessionNumber,report\nA1,FINDINGS: No effusion \xff\xfe here. Heart normal.\n"
     )
-    cfg = IngestConfig(out_dir=str(tmp_path / "out"), secret="s", image_size=32, progress=False)
+    cfg = IngestConfig(
+        out_dir=str(tmp_path / "out"),
+        secret="s",
+        source_paths="relative",
+        image_size=32,
+        progress=False,
+    )
     summary = run_ingestion(
         cfg, GenericAdapter(str(tmp_path / "img"), str(tmp_path / "reports.csv"))
     )
@@ -329,7 +340,9 @@ def test_missing_report_column_is_a_clear_error(tmp_path: Path, dicom_writer) ->
 
     dicom_writer(tmp_path / "img" / "a.dcm", pixels(), accession="A1")
     pd.DataFrame({"Accession": ["A1"], "text": ["x"]}).to_csv(tmp_path / "reports.csv", index=False)
-    cfg = IngestConfig(out_dir=str(tmp_path / "out"), secret="s", progress=False)
+    cfg = IngestConfig(
+        out_dir=str(tmp_path / "out"), secret="s", source_paths="relative", progress=False
+    )
     with pytest.raises(ValueError, match="missing column"):
         run_ingestion(cfg, GenericAdapter(str(tmp_path / "img"), str(tmp_path / "reports.csv")))
 
@@ -362,7 +375,12 @@ def test_real_broken_jpeg_is_ledgered_and_ingestion_goes_on(
     ]
     reports = [ReportRecord(f"s{i}", "IMPRESSION: Hip.", f"r{i}") for i in range(2)]
     cfg = IngestConfig(
-        out_dir=str(tmp_path / "out"), secret="s", image_size=32, progress=False, modalities=()
+        out_dir=str(tmp_path / "out"),
+        secret="s",
+        source_paths="relative",
+        image_size=32,
+        progress=False,
+        modalities=(),
     )
     summary = run_ingestion(cfg, ListAdapter(images, reports))
     ledger = pd.read_csv(tmp_path / "out" / "rejects.csv")

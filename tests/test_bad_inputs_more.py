@@ -94,7 +94,13 @@ class Run:
 def ingest(root: Path, adapter: DatasetAdapter, sources: dict[str, str], **settings: Any) -> Run:
     out = root / "out"
     cfg = IngestConfig(
-        out_dir=str(out), secret="s", image_size=32, progress=False, chunk_size=5, **settings
+        out_dir=str(out),
+        secret="s",
+        source_paths="relative",
+        image_size=32,
+        progress=False,
+        chunk_size=5,
+        **settings,
     )
     summary = run_ingestion(cfg, adapter)
     return Run(

@@ -72,6 +72,7 @@ def make_export(root: Path, dicom_writer) -> tuple[IngestConfig, GenericAdapter]
     cfg = IngestConfig(
         out_dir=str(root / "ingest"),
         secret="test-secret",
+        source_paths="relative",
         image_size=24,
         progress=False,
         chunk_size=2,
@@ -262,7 +263,12 @@ def test_png_and_jpeg_exports_in_every_mode(tmp_path: Path) -> None:
     )
     reports = [ReportRecord(f"s{i}", "IMPRESSION: No acute process.", f"r{i}") for i in range(4)]
     cfg = IngestConfig(
-        out_dir=str(tmp_path / "out"), secret="s", image_size=40, progress=False, modalities=()
+        out_dir=str(tmp_path / "out"),
+        secret="s",
+        source_paths="relative",
+        image_size=40,
+        progress=False,
+        modalities=(),
     )
     summary = run_ingestion(cfg, ListAdapter(records, reports))
     assert (summary["cached"], summary["rejected"], summary["filtered"]) == (4, 1, 1)
@@ -284,7 +290,7 @@ from pathlib import Path
 from medrep.data.adapters.generic import GenericAdapter
 from medrep.data.ingest import IngestConfig, run_ingestion
 root = Path(sys.argv[1])
-cfg = IngestConfig(out_dir=sys.argv[2], secret="s", image_size=32, progress=False, chunk_size=4, workers=int(sys.argv[3]))
+cfg = IngestConfig(out_dir=sys.argv[2], secret="s", source_paths="relative", image_size=32, progress=False, chunk_size=4, workers=int(sys.argv[3]))
 run_ingestion(cfg, GenericAdapter(str(root / "export"), str(root / "reports.csv")))
 """
 

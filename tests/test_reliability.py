@@ -46,7 +46,13 @@ def make_export(root: Path, n: int, seed: int) -> GenericAdapter:
 
 def config(out: Path, **kwargs) -> IngestConfig:  # type: ignore[no-untyped-def]
     return IngestConfig(
-        out_dir=str(out), secret="s", image_size=24, progress=False, chunk_size=4, **kwargs
+        out_dir=str(out),
+        secret="s",
+        source_paths="relative",
+        image_size=24,
+        progress=False,
+        chunk_size=4,
+        **kwargs,
     )
 
 
@@ -72,7 +78,7 @@ import sys
 from medrep.data.adapters.generic import GenericAdapter
 from medrep.data.ingest import IngestConfig, run_ingestion
 root, out = sys.argv[1], sys.argv[2]
-cfg = IngestConfig(out_dir=out, secret="s", image_size=24, progress=False, chunk_size=2, workers=1)
+cfg = IngestConfig(out_dir=out, secret="s", source_paths="relative", image_size=24, progress=False, chunk_size=2, workers=1)
 summary = run_ingestion(cfg, GenericAdapter(root + "/export", root + "/reports.csv"))
 print(summary["manifest_sha256"])
 """

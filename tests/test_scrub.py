@@ -67,6 +67,36 @@ CASES = [
         ["ninety-two", "one hundred and one"],
         {"age": 2},
     ),
+    # places and institutions (issue 18): a gazetteer name in a place's context, any capitalised
+    # words after a place cue, a named institution (not a kind of one)
+    (
+        "Recently returned from Lagos, Nigeria. Lives in Little Snoring. HOLIDAY IN SPAIN.",
+        ["Lagos", "Nigeria", "Little Snoring", "SPAIN"],
+        {"geo": 4},
+    ),
+    (
+        "Transferred from Massachusetts General Hospital; seen at Mayo Clinic and the Royal "
+        "Infirmary of Edinburgh, not at the outside hospital.",
+        ["Massachusetts", "Mayo", "Royal Infirmary", "Edinburgh"],
+        # "Mayo Clinic and the Royal Infirmary..." is one span ("and" joins "Brigham and
+        # Women's Hospital")
+        {"institution": 2},
+    ),
+    (
+        "Patient name: SHAH, Ingrid. Verified by R. Shah, MBBS FRCR. DR DLAMINI informed.",
+        ["SHAH", "Ingrid", "R. Shah", "DLAMINI"],
+        {"name": 3},
+    ),
+    (
+        "NHS Number 649 916 7525. Please phone x2311. Compared with 09SEP2001 and 14.11.01.",
+        ["649 916", "2311", "09SEP2001", "14.11.01"],
+        {"id": 1, "phone": 1, "date": 2},
+    ),
+    (
+        "Flat 3, 12 Oak Rd., Leeds LS1 4AB. 52 MAPLE ROAD, KALAMAZOO, MI 81862.",
+        ["Oak Rd", "Leeds", "LS1", "MAPLE", "KALAMAZOO", "81862"],
+        {"address": 2},
+    ),
 ]
 
 CLINICAL = [
@@ -90,6 +120,12 @@ CLINICAL = [
     "Density +120 HU; shift +1.25 cm; rotation +12.5 degrees.",
     "1. 2 MAY REPRESENT ATELECTASIS. 3 Prior Ct Findings.",
     "Lives at home. The Heart is normal at 12 Oak level.",
+    # town names that are clinical words, eponyms, devices, placeholders, kinds of institution
+    "Normal heart size. Clear lungs. Mobile chest radiograph. Reading room.",
+    "Hampton hump. Poland syndrome. Foley catheter. Suspected Colon Cancer.",
+    "Dr. XXXX reviewed. XXXX-year-old. Transferred from the outside hospital.",
+    "Hospital No: pending. Inter-hospital transfer. Chest Clinic follow-up.",
+    "DUTY RADIOLOGIST BEEPER. DIFFUSE RETICULATION, ILO PROFUSION 2/3. DATE UNKNOWN.",
 ]
 
 

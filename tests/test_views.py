@@ -86,7 +86,13 @@ def test_every_frontal_spelling_is_kept_and_filtered_values_are_counted(tmp_path
         Image.fromarray(rng.integers(0, 256, (32, 32)).astype(np.uint8)).save(path)
         records.append(ImageRecord(str(path), path.name, f"s{i}", f"p{i}", view=raw))
         reports.append(ReportRecord(f"s{i}", "FINDINGS: Clear lungs.", f"r{i}"))
-    cfg = IngestConfig(out_dir=str(tmp_path / "out"), secret="s", image_size=32, progress=False)
+    cfg = IngestConfig(
+        out_dir=str(tmp_path / "out"),
+        secret="s",
+        source_paths="relative",
+        image_size=32,
+        progress=False,
+    )
     summary = run_ingestion(cfg, ListAdapter(records, reports))
     assert (summary["cached"], summary["filtered"]) == (5, 4)
     assert summary["views"] == {"AP": 4, "PA": 1}
@@ -96,6 +102,7 @@ def test_every_frontal_spelling_is_kept_and_filtered_values_are_counted(tmp_path
     keep = IngestConfig(
         out_dir=str(tmp_path / "keep"),
         secret="s",
+        source_paths="relative",
         image_size=32,
         progress=False,
         keep_unknown_view=True,
@@ -124,7 +131,13 @@ def test_reports_in_a_site_style_are_read_whole_and_known_styles_keep_their_rule
         Image.fromarray(rng.integers(0, 256, (32, 32)).astype(np.uint8)).save(path)
         records.append(ImageRecord(str(path), path.name, key, f"p{i}", view="PA"))
         reports.append(ReportRecord(key, text, f"r-{key}"))
-    cfg = IngestConfig(out_dir=str(tmp_path / "out"), secret="s", image_size=32, progress=False)
+    cfg = IngestConfig(
+        out_dir=str(tmp_path / "out"),
+        secret="s",
+        source_paths="relative",
+        image_size=32,
+        progress=False,
+    )
     summary = run_ingestion(cfg, ListAdapter(records, reports))
     assert summary["cached"] == 4 and summary["reports_whole_text"] == 2
     import pandas as pd

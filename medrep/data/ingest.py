@@ -50,6 +50,7 @@ from medrep.data.locking import IngestLock, exit_with_parent, ingest_lock, priva
 from medrep.data.privacy import assign_split, pseudonymise
 from medrep.data.reports import ReportParser
 from medrep.data.scrub import Scrubber
+from medrep.data.sources import SOURCE_MODES, rewrite_message, source_writer
 from medrep.data.views import CANONICAL_VIEWS, canonical_view, normalise_view
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,10 @@ class IngestConfig:
             world-readable).
         lock_timeout_s: how long a second ingestion into the same folder waits for the first
             (None: until it finishes; 0: stop at once, naming the holder).
+        source_paths: how the `source` of manifest, report and ledger rows is written:
+            `pseudonymise` (each folder and file name a keyed hash, `medrep.data.sources`),
+            `relative` (the path under the export root), or `auto` (relative for adapters
+            whose paths hold only a publisher's de-identified ids, else pseudonymised).
     """
 
     out_dir: str
@@ -119,6 +124,7 @@ class IngestConfig:
     follow_symlinks: bool = False
     private: bool = True
     lock_timeout_s: float | None = None
+    source_paths: str = "auto"
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -151,6 +157,10 @@ class IngestConfig:
                 raise ValueError(
                     f"data.ingest.view_map maps to {raw!r}; use PA, AP, LATERAL or '' (unknown)"
                 )
+        if self.source_paths not in SOURCE_MODES:
+            raise ValueError(
+                f"data.ingest.source_paths must be one of {SOURCE_MODES}, got {self.source_paths!r}"
+            )
         fractions = dict(self.split_fractions)
         if not fractions or sum(fractions.values()) <= 0 or min(fractions.values()) < 0:
             raise ValueError(
@@ -621,7 +631,11 @@ def _run_ingestion(
     # naming a missing image): ledgered beside the reports, outside the file count
     problems = [_ledger("rejected", p.reason, p.source, p.message) for p in adapter.problems]
     report_ledger += problems
+    source_mode, write_source = source_writer(
+        cfg.source_paths, getattr(adapter, "public_paths", False), cfg.secret
+    )
     inputs = {
+        "source_paths": source_mode,
         "files": _digest([r.source for r in listed]),
         "reports": frame_hash(report_frame),
         "labels": frame_hash(labels) if labels is not None else None,
@@ -698,6 +712,7 @@ def _run_ingestion(
         len(listed),
         path_ledger,
         len(problems),
+        write_source,
     )
     summary.update(
         {
@@ -748,6 +763,7 @@ def _merge(
     n_files: int,
     path_ledger: list[dict[str, str]],
     n_problems: int,
+    write_source: Callable[[str], str],
 ) -> dict[str, Any]:
     """Assemble parts (in chunk order) into the final cache, manifest, tables and ledger;
     `path_ledger` holds the files refused before any was opened (`admit_records`)."""
@@ -804,7 +820,7 @@ def _merge(
     staged: list[tuple[Path, Path]] = []  # (temporary file, final name), renamed at the end
     try:
         manifest, reports, labels, ledger_frame, report_ledger, unmatched = _stage_outputs(
-            cfg, keep, parts_dir, reports, report_ledger, labels, ledger, staged
+            cfg, keep, parts_dir, reports, report_ledger, labels, ledger, staged, write_source
         )
         # every output is on disk under a temporary name: only renames remain, which need no
         # space, so a full disk or a read-only folder stops the run above with the previous
@@ -883,6 +899,7 @@ def _stage_outputs(
     labels: pd.DataFrame | None,
     ledger: list[dict[str, str]],
     staged: list[tuple[Path, Path]],
+    write_source: Callable[[str], str],
 ) -> tuple[
     pd.DataFrame, pd.DataFrame, pd.DataFrame | None, pd.DataFrame, list[dict[str, str]], Any
 ]:
@@ -910,11 +927,25 @@ def _stage_outputs(
     reports = reports[reports["study_key"].isin(used)].reset_index(drop=True)
     if labels is not None:
         labels = labels[labels["study_key"].isin(used)].reset_index(drop=True)
+    # folder and file names may name patients: every `source` is written as
+    # data.ingest.source_paths says, and so is a file named in a ledger message ("a.png is not
+    # under ...", "pixel-identical to b.png"), found from the raw sources' names
+    ledger_frame = pd.DataFrame(ledger + report_ledger, columns=LEDGER_COLUMNS)
+    names = {
+        part
+        for source in (*ledger_frame["source"].astype(str), *manifest["source"], *reports["source"])
+        for part in source.partition("#")[0].split("/")
+    }
+    ledger_frame["message"] = [
+        rewrite_message(m, write_source, names) for m in ledger_frame["message"].astype(str)
+    ]
+    ledger_frame["source"] = ledger_frame["source"].astype(str).map(write_source)
+    manifest["source"] = manifest["source"].map(write_source)
+    reports["source"] = reports["source"].map(write_source)
     staged.append((_stage_parquet(manifest, out / MANIFEST_NAME), out / MANIFEST_NAME))
     staged.append((_stage_parquet(reports, out / REPORTS_NAME), out / REPORTS_NAME))
     if labels is not None:
         staged.append((_stage_parquet(labels, out / LABELS_NAME), out / LABELS_NAME))
-    ledger_frame = pd.DataFrame(ledger + report_ledger, columns=LEDGER_COLUMNS)
     tmp = out / f".{LEDGER_NAME}.tmp"
     ledger_frame.to_csv(tmp, index=False)
     staged.append((tmp, out / LEDGER_NAME))

@@ -16,9 +16,13 @@ already de-identified, not a certified de-identification tool.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
+from medrep.data.gazetteer import load_places
+
+# the order rules run in: an e-mail before the digits in it, an address before its town, an
+# institution before the town in its name, a title's name before a town of that name
 SCRUB_CATEGORIES: tuple[str, ...] = (
     "email",
     "id",
@@ -26,8 +30,10 @@ SCRUB_CATEGORIES: tuple[str, ...] = (
     "date",
     "time",
     "address",
+    "institution",
     "name",
     "age",
+    "geo",
 )
 
 # Titles before a person's name, written as they appear (case matters: "MR." is a title, "MR"
@@ -36,6 +42,7 @@ DEFAULT_TITLES: tuple[str, ...] = (
     "Dr.",
     "Dr",
     "DR.",
+    "DR",
     "Doctor",
     "DOCTOR",
     "Mr.",
@@ -45,17 +52,36 @@ DEFAULT_TITLES: tuple[str, ...] = (
     "Mrs",
     "MRS.",
     "Ms.",
+    "MS.",
     "Ms",
     "Miss",
+    "MISS",
     "Prof.",
+    "PROF.",
     "Professor",
+    "PROFESSOR",
     "Nurse",
 )
 # Credentials after a person's name ("Jane Doe, MD").
-DEFAULT_CREDENTIALS: tuple[str, ...] = ("MD", "M.D.", "DO", "D.O.", "RN", "NP", "PA-C", "PhD")
+DEFAULT_CREDENTIALS: tuple[str, ...] = (
+    "MD", "M.D.", "DO", "D.O.", "RN", "NP", "PA-C", "PhD", "FRCR", "MBBS", "FRCP", "FRANZCR",
+    "FRCPC", "MRCP", "MBChB", "DMRD",
+)  # fmt: skip
 # Phrases after which a name follows (case-insensitive).
 DEFAULT_NAME_CUES: tuple[str, ...] = (
     "signed by",
+    "verified by",
+    "authorised by",
+    "authorized by",
+    "seen by",
+    "requested by",
+    "referred by",
+    "patient name",
+    "name",
+    "consultant",
+    "referrer",
+    "referring physician",
+    "referring doctor",
     "dictated by",
     "reported by",
     "read by",
@@ -88,11 +114,44 @@ DEFAULT_ID_CUES: tuple[str, ...] = (
     "visit number",
     "encounter number",
     "unit number",
+    "unit no",
+    "social security number",
+    "social security no",
+    "social security",
+    "ssn",
+    "study ref",
+    "ref no",
+    "reference",
+    "ref",
     "fin",
+    # national health and insurance numbers (UK NHS, US Medicare and Medicaid, Australian UR
+    # and IHI numbers)
+    "nhs number",
+    "nhs no",
+    "nhs",
+    "hospital number",
+    "hospital no",
+    "medicare number",
+    "medicare no",
+    "medicare",
+    "medicaid",
+    "insurance number",
+    "insurance",
+    "policy number",
+    "member id",
+    "health card",
+    "ur number",
+    "ur no",
+    "ihi",
 )
 # Words that introduce a phone, pager or extension number (case-insensitive).
 DEFAULT_PHONE_CUES: tuple[str, ...] = (
     "pager",
+    "pgr",
+    "bleep",
+    "mobile",
+    "contact number",
+    "ring",
     "paged",
     "page",
     "beeper",
@@ -116,7 +175,7 @@ _MONTHS_NOT_VERB = _MONTHS.replace("May", r"May(?!\s+[a-z])")
 # and in an all-capitals report ("2 MAY REPRESENT ATELECTASIS")
 _MONTHS_NOT_VERB_UPPER = _MONTHS.upper().replace("MAY", r"MAY(?!\s+[A-Z])")
 _YEAR = r"(?:19|20)\d{2}"
-_DAY = r"(?:[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)?"
+_DAY = r"(?:[12]\d|3[01]|0?[1-9])(?i:st|nd|rd|th)?"
 
 _DATE_PATTERNS: tuple[str, ...] = (
     # first, so that "13 February. 3 March" is not read as "February. 3":
@@ -124,7 +183,7 @@ _DATE_PATTERNS: tuple[str, ...] = (
     rf"\b{_DAY}-{_MONTH}-(?:{_YEAR}|\d{{2}})\b",
     # a day and month, with or without a year: "13 February", "28th March", "14th of March
     # 2021" ("1 May represent": the verb, when a lower-case word follows)
-    rf"(?<![\d.])\b{_DAY}\s+(?:of\s+)?(?:{_MONTHS_NOT_VERB}|{_MONTHS_NOT_VERB_UPPER})(?![A-Za-z])"
+    rf"(?<![\d.])\b{_DAY}\s+(?:of\s+)?(?:{_MONTHS_NOT_VERB}|{_MONTHS_NOT_VERB_UPPER})\.?(?![A-Za-z])"
     rf"(?:,?\s+{_YEAR}\b)?",
     # 03/14/2021, 3-14-21, 2021-03-14, 14.03.2021
     r"(?<![\d./-])\d{1,2}[/-]\d{1,2}[/-](?:\d{4}|\d{2})(?![\d/-])",
@@ -135,37 +194,59 @@ _DATE_PATTERNS: tuple[str, ...] = (
     rf"\b{_MONTH}\s+{_DAY}(?!\.\d)(?:,?\s+{_YEAR})?\b",
     rf"\b{_DAY}\s+{_MONTH},?\s+{_YEAR}\b",
     rf"\b{_MONTH},?\s+{_YEAR}\b",
-    # "on 3/14", "dated 3/14": a month and day without a year
-    r"(?<=\bon )\d{1,2}/\d{1,2}(?![\d/])",
-    r"(?<=\bdated )\d{1,2}/\d{1,2}(?![\d/])",
+    # "09SEP2001", "14MAR19": compact, "September of 2010": a month of a year, "14.11.01"
+    rf"\b{_DAY}{_MONTH}(?:{_YEAR}|\d{{2}})\b",
+    rf"\b{_MONTH}\s+(?i:of)\s+{_YEAR}\b",
+    r"(?<![\d.])\d{1,2}\.\d{1,2}\.\d{2}(?!\d|\.\d)",
+    # "02/1998", "10/2010": a month and a year
+    rf"(?<![\d./-])(?:0?[1-9]|1[0-2])[/-]{_YEAR}(?![\d/-])",
+    # "on 3/14", "dated 3/14", "date: 3/14": a month and day without a year, after a cue (a
+    # bare "2/3" is a fraction)
+    r"(?i:(?<=\bon )|(?<=\bdated )|(?<=\bdate: )|(?<=\bdate )|(?<=\bsince )|(?<=\bexam: )"
+    r"|(?<=\bcompared with )|(?<=\bcompared to )|(?<=\bstudy of )|(?<=\bfilm of )"
+    r"|(?<=\bexam of )|(?<=\bprior )|(?<=\bfrom )|(?<=\bperformed )|(?<=\bfilm )"
+    r"|(?<=\bauthorised )|(?<=\bauthorized )|(?<=\bverified )|(?<=\bsigned )|(?<=\bof ))"
+    r"\d{1,2}/\d{1,2}(?![\d/])",
 )
 _TIME_PATTERNS: tuple[str, ...] = (
     r"(?<![\d:.])(?:[01]?\d|2[0-3]):[0-5]\d(?::[0-5]\d)?(?:\s*(?:[AaPp]\.[Mm]\.|[AaPp][Mm]\b))?"
     r"(?![\d:])",
     r"(?<![\d.])(?:1[0-2]|0?[1-9])\s*(?:[AaPp]\.[Mm]\.|[AaPp][Mm]\b)",
-    r"(?<![\d.])(?:[01]\d|2[0-3])[0-5]\d\s*(?:hours|hrs|h)\b",
+    r"(?<![\d.])(?:[01]\d|2[0-3])[0-5]\d\s*(?i:hours|hrs|h)\b",
 )
 _PHONE_PATTERNS: tuple[str, ...] = (
-    r"(?<![\d.])(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s*|\d{3}[\s.-])\d{3}[\s.-]\d{4}(?!\d|\.\d)",
-    r"(?<![\d.\-])\d{3}-\d{4}(?!\d|\.\d)",
     # international: "+44 20 7946 0958", "+33 (0)1 42 68 53 00", "+1-617-555-0100": a country
     # code, then groups each after a space or hyphen, 8 digits at least ("+120 HU", "+1.25 cm"
     # and "+12.5 degrees" are measurements)
-    r"(?<![\w+])\+\d{1,3}(?=(?:\D{0,3}\d){7})(?:[\s-](?:\(\d{1,4}\)\s?)?\d{1,4}){2,6}(?![\d.])",
+    r"(?<![\w+])\+\d{1,3}(?=(?:\D{0,3}\d){7})(?:[\s-](?:\(\d{1,4}\)\s?)?\d{1,5}){2,6}(?!\d|\.\d)",
+    r"(?<![\d.])(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s*|\d{3}[\s.-])\d{3}[\s.-]\d{4}(?!\d|\.\d)",
+    r"(?<![\d.\-])\d{3}-\d{4}(?!\d|\.\d)",
 )
 _EMAIL_PATTERNS: tuple[str, ...] = (r"(?<![\w.+-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+",)
 # a US social security number: no measurement or clinical code has this shape
 _SSN_PATTERN = r"(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])"
-# "221B Baker Street", "12 Oak Rd., Springfield": a number, capitalised words, a street type,
-# and the town after a comma
-# (no "Ct", "Pl", "Way", "Close": "3 Prior Ct Findings" is a title-case report)
+# "221B Baker Street", "Flat 3, 12 Oak Rd., Springfield, IL 62704", "2/53 Meadowbank Road,
+# Bendigo VIC 3550": a flat, a number, capitalised words, a street type, and after a comma the
+# town, a state and a postcode (no "Ct", "Pl", "Way": "3 Prior Ct Findings" is a title-case
+# report)
 _STREET_TYPES = (
-    "Street|St\\.?|Road|Rd\\.?|Avenue|Ave\\.?|Lane|Ln\\.?|Drive|Boulevard|Blvd\\.?|Court"
-    "|Terrace|Crescent|Square|Highway|Parkway"
+    "Street|St\\.?|Road|Rd\\.?|Avenue|Ave\\.?|Lane|Ln\\.?|Drive|Dr\\.?|Boulevard|Blvd\\.?|Court"
+    "|Terrace|Crescent|Square|Highway|Parkway|Close|Grove|Gardens|Mews|Row|Walk|Parade|Place"
+    "|Circle|Trail|Pike|Way"
 )
+# a word of a street's or town's name: capitalised, not a word that ends the address ("with",
+# "and" in an all-capitals note)
+_ADDRESS_WORD = (
+    r"(?!(?i:with|and|for|from|to|on|in|at|the|was|is|who|since|until)\b)"
+    r"[A-ZÀ-Þ][A-Za-zÀ-ÿ'’\-]*\.?"
+)
+_POSTCODE = r"(?:\d{4,5}(?:-\d{4})?|[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2})"
 _ADDRESS_PATTERNS: tuple[str, ...] = (
-    rf"\b\d{{1,5}}[A-Za-z]?\s+(?:[A-Z][a-z]+\s+){{1,3}}(?:{_STREET_TYPES})(?![A-Za-z])"
-    r"(?:,\s*[A-Z][a-z]+(?:\s+[A-Z][a-z]+)?)?",
+    r"(?:\b(?i:flat|apt\.?|apartment|unit|suite)\s+\d+[A-Za-z]?,?\s+)?"
+    rf"\b\d{{1,5}}[A-Za-z]?(?:/\d{{1,5}})?\s+(?:{_ADDRESS_WORD}\s+){{1,3}}"
+    rf"(?:{_STREET_TYPES}|{_STREET_TYPES.upper()})(?![A-Za-z])"
+    rf"(?:,\s*{_ADDRESS_WORD}(?:[\s-]{_ADDRESS_WORD}){{0,2}}(?=[\s,.;:]|$))?"
+    rf"(?:,?\s+[A-Z]{{2,3}}\b(?=\s+{_POSTCODE}|[\s,.;:]|$))?(?:,?\s+{_POSTCODE}\b)?",
 )
 # ages over 89 in words ("ninety-two-year-old", "one hundred and one years old")
 _UNITS = "one|two|three|four|five|six|seven|eight|nine"
@@ -176,15 +257,134 @@ _AGE_WORDS = (
 # ages: "92-year-old", "92 year old", "92 yo", "92 y/o", "age 92", "aged 92", "92F", "92 M"
 _AGE_PATTERNS: tuple[str, ...] = (
     _AGE_WORDS,
-    r"\b(?P<n>\d{2,3})(?=\s*-?\s*(?:years?|yrs?)\b(?:\s*-?\s*old)?)",
-    r"\b(?P<n>\d{2,3})(?=\s*(?:y/o|y\.o\.?|yo|yof|yom)\b)",
+    r"\b(?P<n>\d{2,3})(?=\s*-?\s*(?i:years?|yrs?)\b)",
+    r"\b(?P<n>\d{2,3})(?=\s*(?i:y/o|y\.o\.?|yo|yof|yom)\b)",
     r"(?i:\b(?:age|aged)\s*:?\s*)(?P<n>\d{2,3})\b",
     r"\b(?P<n>\d{2,3})(?=\s?[MF]\b)",
+    r"\b(?P<n>\d{2,3})(?=\s?/\s?[MF]\b)",
 )
-_NAME_TOKEN = r"[A-Z][A-Za-z'\-]+"
+# (not "XXXX": the placeholder of a set de-identified before it reached us)
+_LETTERS = r"(?:[^\W\d_]|['’\-])"
+_NAME_TOKEN = rf"(?!X{{2,}}\b)[A-ZÀ-Þ]{_LETTERS}+"
+# "van der Berg", "de la Cruz", "bin Laden": particles inside a name
+_NAME_PARTICLES = r"(?:(?:van|von|der|den|de|del|della|di|da|du|la|le|bin|ibn|al|el|ter|ten)\s+)"
 # further name tokens: initials or capitalised words with a lower-case second letter, so that an
 # all-capitals sentence after "DR. SMITH" is not swallowed
-_NAME_MORE = r"(?:\s+(?:[A-Z]\.|[A-Z](?=\s)|[A-Z][a-z][A-Za-z'\-]*)){0,2}"
+_NAME_MORE = (
+    rf"(?:\s+{_NAME_PARTICLES}{{0,2}}(?:[A-Z]\.|[A-Z](?=\s)|[A-ZÀ-Þ][a-zà-ÿ]{_LETTERS}*)){{0,2}}"
+)
+# in an all-capitals note a name's further words are capitals too: up to two, stopping at the
+# words that follow a name in a report ("DR. SMITH WAS NOTIFIED", "PROF. MEI KHAN AWARE")
+_CAPS_NAME_STOP = (
+    "WAS|WERE|IS|ARE|AT|ON|IN|AND|FOR|BY|TO|OF|VIA|WITH|FROM|THE|RE|REGARDING|AWARE|INFORMED"
+    "|NOTIFIED|PAGED|CALLED|CONTACTED|DISCUSSED|REQUESTED|REVIEWED|AGREES|AGREED|CONFIRMED"
+    "|NOTED|REPORTED|ON-CALL|MD|DO|RN|NP|PHD|FRCR|FRCP|MBBS|FRANZCR|FRCPC|MRCP|DMRD|PA-C"
+    "|BEEPER|BLEEP|PAGER|PGR|EXT|PHONE|TEL|CALL|RING|NUMBER|NO|UNKNOWN|NOT|NONE|N/A|E-MAIL|EMAIL|FAX|ADDRESS|TEAM|OFFICE|DEPARTMENT"
+)
+_CAPS_NAME_MORE = (
+    rf"(?:\s+(?:[A-Z]\.|[A-Z](?=\s)|(?!(?:{_CAPS_NAME_STOP})\b)[A-ZÀ-ÞĀ-ſ][A-ZÀ-ÞĀ-ſ'’\-]+)){{0,2}}"
+)
+
+
+# Institutions: capitalised words ending in a kind of institution ("St Mary's Hospital",
+# "Massachusetts General Hospital", "Mayo Clinic"), with "of <place>" after ("Royal Infirmary of
+# Edinburgh"), or a kind first ("Hospital Universitario La Paz", "Klinikum Rechts der Isar")
+_INSTITUTION_HEADS = (
+    "Hospitals?|Medical Cent(?:er|re)|Health(?:care)? Cent(?:er|re)|Cent(?:er|re)|Health System"
+    "|Healthcare"
+    "|Clinic|Infirmary|Sanatorium|Hospice|Nursing Home|Care Home|Medical College|Medical School"
+    "|Cancer Cent(?:er|re)|Heart Cent(?:er|re)|Institute|Polyclinic"
+)
+_INSTITUTION_FIRST = (
+    "Hospital|Hôpital|Hopital|Clínica|Clinica|Klinikum|Universitätsklinikum"
+    "|Universitaetsklinikum|Ospedale|Policlinico|Centre Hospitalier|Centro Hospitalar|Spital"
+    "|Kantonsspital|Ziekenhuis"
+)
+# words that make "<word> Hospital" a kind of place rather than a named one ("the Outside
+# Hospital", "Chest Clinic")
+GENERIC_INSTITUTION_WORDS: frozenset[str] = frozenset(
+    {
+        "outside", "other", "local", "referring", "this", "our", "same", "another", "previous",
+        "prior", "community", "district", "general", "regional", "county", "university",
+        "teaching", "private", "state", "city", "military", "mental", "psychiatric", "day",
+        "chest", "fracture", "outpatient", "emergency", "radiology", "cardiology",
+        "respiratory", "tb", "walk-in", "the", "a", "an", "his", "her", "their", "at", "from",
+        "to", "in", "of", "and", "transferred", "admitted", "seen", "referred", "per", "no",
+        "number", "transfer", "transfers", "stay", "course", "admission", "admissions",
+        "discharge", "record", "records", "notes", "ward", "policy", "bed", "staff", "acquired",
+        "visit", "inter", "inter-hospital",
+    }
+)  # fmt: skip
+# the words that say what kind of institution a name is (not part of what identifies it)
+_INSTITUTION_KIND_WORDS: frozenset[str] = frozenset(
+    {
+        "hospital", "hospitals", "medical", "center", "centre", "health", "healthcare", "system",
+        "clinic", "infirmary", "sanatorium", "hospice", "nursing", "home", "care", "college",
+        "school", "cancer", "heart", "institute", "polyclinic", "hôpital", "hopital", "clínica",
+        "clinica", "klinikum", "universitätsklinikum", "universitaetsklinikum", "ospedale",
+        "policlinico", "hospitalier", "hospitalar", "centro", "spital", "kantonsspital",
+        "ziekenhuis", "of", "the", "de", "la", "del", "di", "du", "and", "&", "sciences",
+    }
+)  # fmt: skip
+# a capitalised word (or "St."), and the particles inside place and institution names
+_CAP_WORD = (
+    r"\b(?!(?i:at|in|from|to|with|for|by|is|was|were|are|per|via|seen|since|after|before)\b)"
+    r"(?:St\.|[A-Z][\w'’\-]*)"
+)
+_PARTICLE = (
+    r"(?:of|the|de|da|do|dos|das|del|della|di|du|la|le|les|el|al|upon|on|am|an|der|den|y|and|&)"
+)
+_CAP_RUN = rf"{_CAP_WORD}(?:\s+(?:{_PARTICLE}\s+)*{_CAP_WORD})*"
+_INSTITUTION_PATTERNS: tuple[str, ...] = (
+    rf"(?P<v>{_CAP_RUN}\s+(?:{_INSTITUTION_HEADS}|(?i:hospitals?|medical cent(?:er|re)|clinic"
+    rf"|infirmary|institute|cent(?:er|re)))(?![\w'’])"
+    rf"(?:\s+(?i:of)\s+(?:(?i:the)\s+)?{_CAP_WORD}(?:\s+{_CAP_WORD}){{0,2}})?)",
+    rf"(?P<v>\b(?i:{_INSTITUTION_FIRST})(?:\s+(?:{_PARTICLE}\s+)*{_CAP_WORD}){{1,4}})",
+    r"\b(?P<v>Charit[ée]|Karolinska|Pitié-Salpêtrière|Salp[êe]tri[èe]re)\b",
+)
+# Places: the gazetteer's names (medrep.data.gazetteer) where the context makes them places, and
+# any capitalised words after a phrase that introduces a place
+DEFAULT_GEO_CUES: tuple[str, ...] = (
+    "returned from", "returning from", "travelled to", "traveled to", "travel to",
+    "travel history to", "trip to", "holiday in", "vacation in", "visiting from", "visited",
+    "lives in", "living in", "resident of", "resides in", "native of", "born in", "moved from",
+    "moved to", "immigrated from", "emigrated from", "relocated from", "flew in from",
+    "transferred from", "arrived from", "came from", "deployed to", "works in", "from rural",
+)  # fmt: skip
+# words before a town's name that make it a place (a lower-case word or a comma is enough in
+# mixed-case text; an all-capitals note needs one of these)
+_PLACE_PREPOSITIONS = frozenset({"in", "from", "to", "at", "near", "of", "visiting", "via"})
+# words after a capitalised word that make it an eponym or a device, not a place ("Hampton
+# hump", "Poland syndrome", "Foley catheter", "Golden S sign")
+MEDICAL_HEAD_WORDS: frozenset[str] = frozenset(
+    {
+        "sign", "signs", "syndrome", "disease", "hump", "line", "lines", "tube", "catheter",
+        "valve", "hernia", "tumor", "tumour", "view", "views", "position", "classification",
+        "criteria", "score", "society", "procedure", "operation", "shunt", "filter", "drain",
+        "stent", "pump", "device", "lead", "leads", "wire", "clip", "clips", "port", "needle",
+        "balloon", "system", "s", "type", "grade", "stage", "pattern", "technique", "method",
+        "cancer", "carcinoma", "polyp", "polyps", "resection", "mass", "lesion", "wall",
+        "profusion",
+    }
+)  # fmt: skip
+# town names that are also clinical or report words ("Normal heart size", "Clear lungs")
+CLINICAL_PLACE_WORDS: frozenset[str] = frozenset(
+    {
+        "Normal", "Clear", "Mobile", "Marked", "Lead", "Split", "Apex", "Central", "Base",
+        "Grade", "Union", "Independence", "Liberty", "Mercy", "Hope", "Faith", "Mild", "Stable",
+        "Reading", "Bath", "Nice", "Orange", "Golden", "Opportunity", "Progress", "Mission",
+        "Bend", "Spring", "Springs", "Vista", "Temple", "Deal", "Sale", "Wells", "Mount",
+        "Colon", "Ilo", "Date",
+    }
+)  # fmt: skip
+# "March", "Mayo"... the months and days are towns somewhere
+_CALENDAR_WORDS = frozenset(
+    re.findall(
+        r"[A-Z][a-z]+",
+        "January February March April May June July August September "
+        "October November December Monday Tuesday Wednesday Thursday Friday Saturday Sunday",
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -212,6 +412,8 @@ class Scrubber:
         name_cues: phrases after which a name follows (case-insensitive).
         id_cues: words that introduce record or accession numbers (case-insensitive).
         phone_cues: words that introduce phone, pager or extension numbers (case-insensitive).
+        geo_cues: phrases after which capitalised words are a place (case-insensitive).
+        extra_places: a site's own towns and districts, beside the shipped gazetteer.
         min_id_digits: a bare run of at least this many digits is an identifier.
         max_age: ages above this are identifiers (HIPAA Safe Harbor: over 89).
     """
@@ -224,25 +426,57 @@ class Scrubber:
     name_cues: Sequence[str] = DEFAULT_NAME_CUES
     id_cues: Sequence[str] = DEFAULT_ID_CUES
     phone_cues: Sequence[str] = DEFAULT_PHONE_CUES
+    geo_cues: Sequence[str] = DEFAULT_GEO_CUES
+    extra_places: Sequence[str] = ()
     min_id_digits: int = 7
     max_age: int = 89
-    _rules: list[tuple[str, re.Pattern[str]]] = field(init=False, repr=False, compare=False)
+    _rules: list[tuple[str, Finder]] = field(init=False, repr=False, compare=False)
+    _places: dict[str, str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # tuples: a scrubber built from a config's lists equals one built from the defaults
-        for name in ("categories", "titles", "credentials", "name_cues", "id_cues", "phone_cues"):
+        for name in (
+            "categories", "titles", "credentials", "name_cues", "id_cues", "phone_cues",
+            "geo_cues", "extra_places",
+        ):  # fmt: skip
             setattr(self, name, tuple(getattr(self, name)))
         unknown = set(self.categories) - set(SCRUB_CATEGORIES)
         if unknown:
             raise ValueError(f"unknown scrub categories {sorted(unknown)}; use {SCRUB_CATEGORIES}")
         if self.min_id_digits < 4:
             raise ValueError(f"min_id_digits={self.min_id_digits}: below 4 it eats measurements")
+        self._places = {}
+        if "geo" in self.categories:
+            names = [*load_places(), *self.extra_places]
+            # lower case -> the spelling the list gives, to accept an all-capitals "LAGOS"
+            self._places = {n.lower(): n for n in names if n.strip()}
         self._rules = [
-            (c, p) for c in SCRUB_CATEGORIES if c in self.categories for p in self._compile(c)
+            (c, finder)
+            for c in SCRUB_CATEGORIES
+            if c in self.categories
+            for finder in self._compile(c)
         ]
 
-    # one list of patterns per category: the branches look alike and hold different patterns
-    def _compile(self, category: str) -> list[re.Pattern[str]]:
+    # one list of finders per category: the branches look alike and hold different patterns
+    def _compile(self, category: str) -> list[Finder]:
+        if category == "geo":
+            cues = _alternation(self.geo_cues)
+            after_cue = re.compile(
+                rf"(?i:\b(?:{cues}))\s+(?:(?i:the|rural|northern|southern|eastern|western|central)\s+)?"
+                r"(?!(?i:an?|the|outside|another|home|work|hospital|icu|ed|er|or|a&e|theatre|ward"
+                r"|clinic|abroad|overseas|nursing|rehab|there|here)\b)"
+                r"(?P<v>[A-Z][a-z][\w'’\-]*(?:\s+[A-Z][a-z][\w'’\-]*){0,2}"
+                r"|[A-ZÀ-Þ][A-ZÀ-Þ'’\-]+(?=[\s,.;:)]|$))"
+            )
+            return [self._find_places, _regex_finder(after_cue, "geo", self.max_age)]
+        if category == "institution":
+            return [
+                self._institution_finder(re.compile(p), head_first=k == 1)
+                for k, p in enumerate(_INSTITUTION_PATTERNS)
+            ]
+        return [_regex_finder(p, category, self.max_age) for p in self._patterns(category)]
+
+    def _patterns(self, category: str) -> list[re.Pattern[str]]:
         if category == "email":
             return [re.compile(p) for p in _EMAIL_PATTERNS]
         if category == "address":
@@ -253,20 +487,22 @@ class Scrubber:
                 re.compile(_SSN_PATTERN),
                 # the value after a cue must hold a digit: "accession: A12345", "MRN 0012345"
                 re.compile(
-                    rf"(?i:\b(?:{cues}))(?![A-Za-z])\s*(?:[:#]|no\.?|number)?\s*[:#]?\s*"
-                    r"(?P<v>[A-Za-z]{0,4}\d[\w-]{2,})"
+                    rf"(?i:\b(?:{cues}))(?![A-Za-z])\s*(?i:[:#]|no\.?|number)?\s*[:#.]?\s*"
+                    r"(?P<v>[A-Za-z]{0,4}[-/]?\d(?:[\w-]|\s(?=\d))*(?<=\w))"
                 ),
                 # no measurement has seven digits
                 re.compile(rf"(?<![\d.])\d{{{self.min_id_digits},}}(?!\d|\.\d)"),
-                re.compile(r"\b[A-Z]{1,3}\d{6,}\b"),
+                re.compile(r"\b[A-Z]{1,3}-?\d{6,}\b"),
             ]
         if category == "phone":
             cues = _alternation(self.phone_cues)
             return [
                 re.compile(
                     rf"(?i:\b(?:{cues})\b\.?)\s*(?:#|no\.?|number)?\s*:?\s*"
-                    r"(?P<v>\d[\d-]{2,}\d)(?!\d|\.\d)"
+                    r"(?P<v>\d(?:[\d-]|\s(?=\d)){2,}\d)(?!\d|\.\d)"
                 ),
+                # an extension: "x2311"
+                re.compile(r"(?<![\w.])[xX]\d{4,5}\b"),
                 *(re.compile(p) for p in _PHONE_PATTERNS),
             ]
         if category == "date":
@@ -279,7 +515,19 @@ class Scrubber:
                 re.escape(c) for c in sorted(self.credentials, key=len, reverse=True)
             )
             cues = _alternation(self.name_cues)
-            name = rf"(?:[A-Z]\.\s*){{0,2}}{_NAME_TOKEN}{_NAME_MORE}"
+            # "SHAH, Ingrid", "O'BRIEN, LEILA", "McCarthy, Yael": a surname, a comma, a given name
+            surname_first = (
+                rf"(?!X{{2,}}\b)[A-ZÀ-ÞĀ-ſ]{_LETTERS}+,\s+(?!(?:{_CAPS_NAME_STOP})\b)"
+                rf"[A-ZÀ-ÞĀ-ſ]{_LETTERS}+(?![^\W\d_])"
+            )
+            name = (
+                rf"(?:[A-Z]\.\s*){{0,2}}{_NAME_PARTICLES}{{0,2}}"
+                rf"(?!(?:{_CAPS_NAME_STOP})\b)"
+                rf"(?:{surname_first}"
+                rf"|(?!X{{2,}}\b)[A-ZÀ-ÞĀ-ſ][A-ZÀ-ÞĀ-ſ'’\-]+"
+                rf"{_CAPS_NAME_MORE}(?![^\W\d_])"
+                rf"|{_NAME_TOKEN}{_NAME_MORE})"
+            )
             return [
                 # "Dr. Smith", "Dr.Smith", "Mrs J. Doe": the title stays, the name goes
                 re.compile(rf"(?<![A-Za-z])(?:{titles})(?:(?<=\.)\s*|\s+)(?P<v>{name})"),
@@ -298,37 +546,170 @@ class Scrubber:
         # age
         return [re.compile(p) for p in _AGE_PATTERNS]
 
+    def _institution_finder(self, pattern: re.Pattern[str], head_first: bool) -> Finder:
+        def find(text: str) -> Iterator[tuple[int, int]]:
+            for m in pattern.finditer(text):
+                start, end = m.span("v")
+                # leading words such as "The" or "Transferred" are not part of the name, and a
+                # name of only such words and kinds ("Outside Hospital") is a kind, not a name
+                words = list(re.finditer(r"[^\s]+", text[start:end]))
+                lowered = [w.group().lower().strip(".,") for w in words]
+                skip = GENERIC_INSTITUTION_WORDS | (
+                    frozenset() if head_first else _INSTITUTION_KIND_WORDS
+                )
+                first = next((k for k, w in enumerate(lowered) if w not in skip), None)
+                if first is None:
+                    continue
+                naming = [
+                    w
+                    for w in lowered[first:]
+                    if w not in GENERIC_INSTITUTION_WORDS and w not in _INSTITUTION_KIND_WORDS
+                ]
+                if naming or len(words) == 1:
+                    yield start + words[first].start(), end
+
+        return find
+
+    def _find_places(self, text: str) -> Iterator[tuple[int, int]]:
+        """Gazetteer names where the case and the words around them say they are places."""
+        all_caps = _mostly_capitals(text)
+        run = _CAPS_RUN if all_caps else _TITLE_RUN
+        for m in run.finditer(text):
+            words = list(_RUN_WORD.finditer(m.group()))
+            i = 0
+            while i < len(words):
+                for j in range(min(len(words), i + 5), i, -1):
+                    start, end = m.start() + words[i].start(), m.start() + words[j - 1].end()
+                    if self._is_place(text, start, end, all_caps):
+                        yield start, end
+                        i = j
+                        break
+                else:
+                    i += 1
+
+    def _is_place(self, text: str, start: int, end: int, all_caps: bool) -> bool:
+        written = " ".join(text[start:end].split())
+        canonical = self._places.get(written.lower())
+        if canonical is None or (written != canonical and not (all_caps and written.isupper())):
+            return False
+        if canonical in CLINICAL_PLACE_WORDS or canonical in _CALENDAR_WORDS:
+            return False
+        after = re.match(r"\s*([A-Za-z]+)", text[end:])
+        if after and after.group(1).lower() in MEDICAL_HEAD_WORDS:
+            return False
+        before = re.search(r"(\S+)\s*$", text[:start])
+        if before is None:
+            return False
+        prev = before.group(1)
+        if prev[-1] in ",(/":
+            return True
+        if prev.lower().strip(".") in _PLACE_PREPOSITIONS:
+            return True
+        # in mixed-case text a lower-case word before it: "lives near Bristol", "rural Kenya"
+        return not all_caps and prev[-1].islower()
+
+    def spans(self, text: str) -> list[tuple[int, int, str]]:
+        """The identifier spans of `text` as (start, end, category), in `text`'s offsets."""
+        return self._run(text)[1]
+
     def scrub(self, text: str) -> ScrubResult:
         """`text` with identifiers replaced, and the count of replaced spans per category."""
         counts = {c: 0 for c in self.categories}
         if not self.enabled or not text:
             return ScrubResult(text, counts)
-        for category, pattern in self._rules:
-            text, n = self._replace(pattern, text, category)
-            counts[category] += n
-        return ScrubResult(text, counts)
+        scrubbed, found = self._run(text)
+        for _, _, category in found:
+            counts[category] += 1
+        return ScrubResult(scrubbed, counts)
 
-    def _replace(self, pattern: re.Pattern[str], text: str, category: str) -> tuple[str, int]:
-        out: list[str] = []
-        last = 0
-        n = 0
-        group = next((g for g in ("v", "n", "w") if g in pattern.groupindex), 0)
+    def _run(self, text: str) -> tuple[str, list[tuple[int, int, str]]]:
+        # Each rule sees the text the rules before it left (their spans already placeholders),
+        # and each replaced span is also kept in the original text's offsets: `replaced` holds
+        # (original start, original end, start in the current text) in order.
+        if not self.enabled or not text:
+            return text, []
+        replaced: list[tuple[int, int, int, str]] = []
+        current = text
+        width = len(self.replacement)
+        for category, finder in self._rules:
+            pieces: list[str] = []
+            found: list[tuple[int, int, int, str]] = []
+            last = 0
+            for start, end in finder(current):
+                if start < last:
+                    continue
+                pieces += [current[last:start], self.replacement]
+                last = end
+                orig = (
+                    _to_original(replaced, start, width),
+                    _to_original(replaced, end, width, True),
+                )
+                found.append((*orig, -1, category))
+            if not found:
+                continue
+            pieces.append(current[last:])
+            current = "".join(pieces)
+            # a new span that holds earlier placeholders replaces them
+            kept = [r for r in replaced if not any(f[0] <= r[0] and r[1] <= f[1] for f in found)]
+            replaced = _reindex(sorted(kept + found), width)
+        return current, [(s, e, c) for s, e, _, c in replaced]
+
+
+Finder = Callable[[str], Iterator[tuple[int, int]]]
+# capitalised runs in mixed-case text ("New York", "Rio de Janeiro", "Stoke-on-Trent") and runs
+# of capitals in an all-capitals note
+_TITLE_RUN = re.compile(rf"[A-ZÀ-Þ][\w'’\-]*(?:\s+(?:{_PARTICLE}\s+)*[A-ZÀ-Þ][\w'’\-]*)*")
+_CAPS_RUN = re.compile(r"[A-ZÀ-Þ][A-ZÀ-Þ'’\-]*(?:\s+[A-ZÀ-Þ][A-ZÀ-Þ'’\-]*)*")
+_RUN_WORD = re.compile(r"[^\s]+")
+
+
+def _mostly_capitals(text: str) -> bool:
+    letters = [c for c in text if c.isalpha()]
+    return bool(letters) and sum(c.isupper() for c in letters) > 0.8 * len(letters)
+
+
+def _regex_finder(pattern: re.Pattern[str], category: str, max_age: int) -> Finder:
+    group = next((g for g in ("v", "n", "w") if g in pattern.groupindex), 0)
+
+    def find(text: str) -> Iterator[tuple[int, int]]:
         for m in pattern.finditer(text):
             start, end = m.span(group)
             if start < 0:
                 continue
             # an age in digits is an identifier over max_age; one in words is matched only from
             # ninety on
-            if category == "age" and group == "n" and int(m.group(group)) <= self.max_age:
+            if category == "age" and group == "n" and int(m.group(group)) <= max_age:
                 continue
-            if category == "age" and group == "w" and self.max_age >= 90:
+            if category == "age" and group == "w" and max_age >= 90:
                 continue
-            out.append(text[last:start])
-            out.append(self.replacement)
-            last = end
-            n += 1
-        out.append(text[last:])
-        return "".join(out), n
+            yield start, end
+
+    return find
+
+
+def _to_original(
+    replaced: list[tuple[int, int, int, str]], position: int, width: int, at_end: bool = False
+) -> int:
+    """An offset of the current text in the original's (inside a placeholder: its edge)."""
+    shift = 0
+    for orig_start, orig_end, cur_start, _ in replaced:
+        if position <= cur_start:
+            break
+        if position < cur_start + width:
+            return orig_end if at_end else orig_start
+        shift += (orig_end - orig_start) - width
+    return position + shift
+
+
+def _reindex(
+    replaced: list[tuple[int, int, int, str]], width: int
+) -> list[tuple[int, int, int, str]]:
+    """Each replaced span's start in the current text, from the original offsets."""
+    out, shift = [], 0
+    for orig_start, orig_end, _, category in replaced:
+        out.append((orig_start, orig_end, orig_start - shift, category))
+        shift += (orig_end - orig_start) - width
+    return out
 
 
 def _alternation(words: Sequence[str]) -> str:

@@ -63,7 +63,8 @@ class DatasetAdapter(Protocol):
 
     An adapter may also have `export_root` (a folder): ingestion then refuses every image path
     that resolves outside it, without opening it (`medrep.data.ingest`). The adapters of this
-    package all have one.
+    package all have one. An adapter whose paths hold only a publisher's de-identified ids may
+    set `public_paths = True`: `source` then keeps the relative path (`medrep.data.sources`).
     """
 
     name: str

@@ -61,6 +61,8 @@ class CheXpertAdapter(ProblemLogMixin):
     csvs: Sequence[str] = ("train.csv", "valid.csv")
     check_files: bool = True
     name: str = "chexpert"
+    # its paths hold only the publisher\'s de-identified ids: kept as they are in `source`
+    public_paths: bool = True
 
     def _tables(self, stage: str, record: bool = True) -> Iterator[tuple[str, pd.DataFrame]]:
         root = require_dir(self.root, "the CheXpert folder", "point root at CheXpert-v1.0-small")

@@ -191,6 +191,8 @@ class IUXrayAdapter(ProblemLogMixin):
     label_columns: Sequence[str] = DEFAULT_LABEL_COLUMNS
     uncertain_qualifiers: Sequence[str] = DEFAULT_UNCERTAIN_QUALIFIERS
     name: str = "iu_xray"
+    # its paths hold only the publisher\'s de-identified ids: kept as they are in `source`
+    public_paths: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()

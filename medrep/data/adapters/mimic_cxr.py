@@ -124,6 +124,8 @@ class MimicCxrAdapter(ProblemLogMixin):
     labels_csv: str | None = None
     suffix: str = ".dcm"
     name: str = "mimic_cxr"
+    # its paths hold only the publisher\'s de-identified ids: kept as they are in `source`
+    public_paths: bool = True
 
     @property
     def export_root(self) -> str | None:

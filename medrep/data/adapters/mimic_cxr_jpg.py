@@ -41,6 +41,8 @@ class MimicCxrJpgAdapter(ProblemLogMixin):
     labels_csv: str | None = "mimic-cxr-2.0.0-chexpert.csv"
     suffix: str = ".jpg"
     name: str = "mimic_cxr_jpg"
+    # its paths hold only the publisher\'s de-identified ids: kept as they are in `source`
+    public_paths: bool = True
 
     @property
     def export_root(self) -> str | None:
