@@ -606,7 +606,8 @@ class Scrubber:
         if prev.lower().strip(".") in _PLACE_PREPOSITIONS:
             return True
         # in mixed-case text a lower-case word before it: "lives near Bristol", "rural Kenya"
-        return not all_caps and prev[-1].islower()
+        # (not after a sentence's end: "...and cough. Holiday in Spain")
+        return not all_caps and prev[0].islower() and prev[-1] not in ".!?:;"
 
     def spans(self, text: str) -> list[tuple[int, int, str]]:
         """The identifier spans of `text` as (start, end, category), in `text`'s offsets."""
