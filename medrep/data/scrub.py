@@ -240,13 +240,13 @@ _ADDRESS_WORD = (
     r"(?!(?i:with|and|for|from|to|on|in|at|the|was|is|who|since|until)\b)"
     r"[A-ZÀ-Þ][A-Za-zÀ-ÿ'’\-]*\.?"
 )
-_POSTCODE = r"(?:\d{4,5}(?:-\d{4})?|[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2})"
+_POSTCODE = r"(?:\d{4,5}(?:-\d{4})?|[A-Z]{1,2}\d[A-Z\d]?[ \t]*\d[A-Z]{2})"
 _ADDRESS_PATTERNS: tuple[str, ...] = (
-    r"(?:\b(?i:flat|apt\.?|apartment|unit|suite)\s+\d+[A-Za-z]?,?\s+)?"
-    rf"\b\d{{1,5}}[A-Za-z]?(?:/\d{{1,5}})?\s+(?:{_ADDRESS_WORD}\s+){{1,3}}"
+    r"(?:\b(?i:flat|apt\.?|apartment|unit|suite)[ \t]+\d+[A-Za-z]?,?[ \t]+)?"
+    rf"\b\d{{1,5}}[A-Za-z]?(?:/\d{{1,5}})?[ \t]+(?:{_ADDRESS_WORD}[ \t]+){{1,3}}"
     rf"(?:{_STREET_TYPES}|{_STREET_TYPES.upper()})(?![A-Za-z])"
-    rf"(?:,\s*{_ADDRESS_WORD}(?:[\s-]{_ADDRESS_WORD}){{0,2}}(?=[\s,.;:]|$))?"
-    rf"(?:,?\s+[A-Z]{{2,3}}\b(?=\s+{_POSTCODE}|[\s,.;:]|$))?(?:,?\s+{_POSTCODE}\b)?",
+    rf"(?:,[ \t]*{_ADDRESS_WORD}(?:[ \t-]{_ADDRESS_WORD}){{0,2}}(?=[\s,.;:]|$))?"
+    rf"(?:,?[ \t]+[A-Z]{{2,3}}\b(?=[ \t]+{_POSTCODE}|[\s,.;:]|$))?(?:,?[ \t]+{_POSTCODE}\b)?",
 )
 # ages over 89 in words ("ninety-two-year-old", "one hundred and one years old")
 _UNITS = "one|two|three|four|five|six|seven|eight|nine"
