@@ -61,6 +61,22 @@ DEFAULT_TITLES: tuple[str, ...] = (
     "Professor",
     "PROFESSOR",
     "Nurse",
+    "Dr (Mr)",
+    "Dr (Mrs)",
+    "Dr (Ms)",
+    "Dr.(Ms)",
+    "Dr.(Mr)",
+    "Dr.(Mrs)",
+    "A/Prof",
+    "A/Prof.",
+    "Assoc. Prof.",
+    "Prof",
+    "PROF",
+    "Smt.",
+    "Shri",
+    "Sr",
+    "Sister",
+    "Mx",
 )
 # Credentials after a person's name ("Jane Doe, MD").
 DEFAULT_CREDENTIALS: tuple[str, ...] = (
@@ -82,6 +98,15 @@ DEFAULT_NAME_CUES: tuple[str, ...] = (
     "referrer",
     "referring physician",
     "referring doctor",
+    "relayed to",
+    "conveyed to",
+    "discussed with",
+    "verified electronically by",
+    "signed electronically by",
+    "ref",
+    "c.c.",
+    "cc",
+    "cons",
     "dictated by",
     "reported by",
     "read by",
@@ -143,6 +168,32 @@ DEFAULT_ID_CUES: tuple[str, ...] = (
     "ur number",
     "ur no",
     "ihi",
+    "reg no",
+    "reg. no",
+    "registration number",
+    "registration no",
+    "ris no",
+    "m.r. no",
+    "mr no",
+    "hosp no",
+    "ohip",
+    "philsys",
+    "philhealth",
+    "aadhaar",
+    "ppsn",
+    "pps no",
+    "nric",
+    "chi",
+    "nin",
+    "uhid",
+    "ip no",
+    "cr no",
+    "file no",
+    "case no",
+    "id no",
+    "ur",
+    "phn",
+    "job no",
 )
 # Words that introduce a phone, pager or extension number (case-insensitive).
 DEFAULT_PHONE_CUES: tuple[str, ...] = (
@@ -152,6 +203,14 @@ DEFAULT_PHONE_CUES: tuple[str, ...] = (
     "mobile",
     "contact number",
     "ring",
+    "ph",
+    "mob",
+    "int",
+    "bookings",
+    "enquiries",
+    "reporting room",
+    "secretaries on",
+    "extn",
     "paged",
     "page",
     "beeper",
@@ -184,7 +243,7 @@ _DATE_PATTERNS: tuple[str, ...] = (
     # a day and month, with or without a year: "13 February", "28th March", "14th of March
     # 2021" ("1 May represent": the verb, when a lower-case word follows)
     rf"(?<![\d.])\b{_DAY}\s+(?:of\s+)?(?:{_MONTHS_NOT_VERB}|{_MONTHS_NOT_VERB_UPPER})\.?(?![A-Za-z])"
-    rf"(?:,?\s+{_YEAR}\b)?",
+    rf"(?:,?\s+(?:{_YEAR}\b|['’]?\d{{2}}(?!\d|\.\d|\s*(?i:mm|cm|ml|%|x)\b)))?",
     # 03/14/2021, 3-14-21, 2021-03-14, 14.03.2021
     r"(?<![\d./-])\d{1,2}[/-]\d{1,2}[/-](?:\d{4}|\d{2})(?![\d/-])",
     rf"(?<![\d./-]){_YEAR}[/-]\d{{1,2}}[/-]\d{{1,2}}(?![\d/-])",
@@ -199,7 +258,18 @@ _DATE_PATTERNS: tuple[str, ...] = (
     rf"\b{_MONTH}\s+(?i:of)\s+{_YEAR}\b",
     r"(?<![\d.])\d{1,2}\.\d{1,2}\.\d{2}(?!\d|\.\d)",
     # "02/1998", "10/2010": a month and a year
-    rf"(?<![\d./-])(?:0?[1-9]|1[0-2])[/-]{_YEAR}(?![\d/-])",
+    rf"(?<![\d./-])(?:0?[1-9]|1[0-2])[/.-]{_YEAR}(?![\d/-]|\.\d)",
+    # "Thu 8/3", "MON NOV 9", "Thu 28 Mar", "Sun 11th" (not "Sat 92%": a day alone needs its
+    # suffix)
+    rf"(?i:\b(?:mon|tue|tues|wed|thu|thur|thurs|fri|sat|sun)(?:day)?\b\.?,?\s+)"
+    rf"(?:\d{{1,2}}/\d{{1,2}}(?:/\d{{2,4}})?(?![\d/])|{_DAY}\s+(?:of\s+)?{_MONTH}|{_MONTH}\s+{_DAY}\b"
+    rf"|(?:[12]\d|3[01]|0?[1-9])(?i:st|nd|rd|th)\b)",
+    # "2005.01.28", "Dec-22", "OCT-21-2008", "26/DEC/2013", "APR '03"
+    rf"(?<![\d.]){_YEAR}\.\d{{1,2}}\.\d{{1,2}}(?!\d|\.\d)",
+    rf"\b(?:Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Oct|Nov|Dec|JAN|FEB|MAR|APR|JUN|JUL|AUG|SEP|OCT|NOV|DEC)"
+    rf"-(?:{_DAY}-)?(?:{_YEAR}|\d{{2}})\b",
+    rf"\b{_DAY}/{_MONTH}/(?:{_YEAR}|\d{{2}})\b",
+    rf"\b{_MONTH}\s+['’]\d{{2}}\b",
     # "on 3/14", "dated 3/14", "date: 3/14": a month and day without a year, after a cue (a
     # bare "2/3" is a fraction)
     r"(?i:(?<=\bon )|(?<=\bdated )|(?<=\bdate: )|(?<=\bdate )|(?<=\bsince )|(?<=\bexam: )"
@@ -213,14 +283,24 @@ _TIME_PATTERNS: tuple[str, ...] = (
     r"(?![\d:])",
     r"(?<![\d.])(?:1[0-2]|0?[1-9])\s*(?:[AaPp]\.[Mm]\.|[AaPp][Mm]\b)",
     r"(?<![\d.])(?:[01]\d|2[0-3])[0-5]\d\s*(?i:hours|hrs|h)\b",
+    # "2.47 am", "9.30am", "at 14.39", "at 1734" (not a measurement, not a year)
+    r"(?<![\d.])(?:1[0-2]|0?[1-9])\.[0-5]\d\s*(?:[AaPp]\.[Mm]\.|[AaPp][Mm]\b)",
+    r"(?i:(?<=\bat ))(?:[01]?\d|2[0-3])\.[0-5]\d(?![\d.])(?!\s*(?i:cm|mm|m|kg|ml|l|%)\b)",
+    r"(?i:(?<=\bat ))(?!(?:19|20)\d\d)(?:[01]\d|2[0-3])[0-5]\d(?!\d|\.\d)(?!\s*(?i:cm|mm|ml|hu)\b)",
+    r"(?<![\d.])(?:[01]?\d|2[0-3])h[0-5]\d\b",
 )
 _PHONE_PATTERNS: tuple[str, ...] = (
+    # "203/618-1410" (before the national pattern takes its last seven digits)
+    r"(?<![\d./-])\d{3}/\d{3}-\d{4}(?!\d|\.\d)",
     # international: "+44 20 7946 0958", "+33 (0)1 42 68 53 00", "+1-617-555-0100": a country
     # code, then groups each after a space or hyphen, 8 digits at least ("+120 HU", "+1.25 cm"
     # and "+12.5 degrees" are measurements)
     r"(?<![\w+])\+\d{1,3}(?=(?:\D{0,3}\d){7})(?:[\s-](?:\(\d{1,4}\)\s?)?\d{1,5}){2,6}(?!\d|\.\d)",
     r"(?<![\d.])(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s*|\d{3}[\s.-])\d{3}[\s.-]\d{4}(?!\d|\.\d)",
     r"(?<![\d.\-])\d{3}-\d{4}(?!\d|\.\d)",
+    # "203/618-1410"; national numbers with a trunk 0: "(08) 8506 2897", "0161 147 2542",
+    # "07700 136835", "0412 345 678"
+    r"(?<![\w.+/-])(?:\(0\d{1,4}\)|0\d{1,4})[\s-]?\d{3,4}[\s-]?\d{3,4}(?!\d|\.\d)",
 )
 _EMAIL_PATTERNS: tuple[str, ...] = (r"(?<![\w.+-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+",)
 # a US social security number: no measurement or clinical code has this shape
@@ -248,8 +328,33 @@ _ADDRESS_PATTERNS: tuple[str, ...] = (
     rf"(?:,[ \t]*{_ADDRESS_WORD}(?:[ \t-]{_ADDRESS_WORD}){{0,2}}(?=[\s,.;:]|$))?"
     rf"(?:,?[ \t]+[A-Z]{{2,3}}\b(?=[ \t]+{_POSTCODE}|[\s,.;:]|$))?(?:,?[ \t]+{_POSTCODE}\b)?",
 )
+# an address after a phrase that introduces one, to the end of its clause ("Lives alone at PO
+# Box 925, Warrnambool VIC 3435; found...", "Res. address: Lot 864, Jalan Tun Razak, 70464
+# Seremban, Negeri Sembilan Modality: CR"): any layout, as long as it holds a digit
+_ADDRESS_CUES = (
+    r"lives(?:\s+alone)?\s+at|resides\s+at|residing\s+at|living\s+at|res\.?\s+address|residential"
+    r"\s+address|home\s+address|postal\s+address|postal|address|addr\.|facility\s+at|care\s+of|c/o"
+    r"|gp\s+surgery,"
+)
+# where the clause ends: a semicolon, a line, two spaces, a bar, a sentence's full stop (not an
+# abbreviation's: "St.", "Co. Kerry"), or the next "Label:" of a header
+_ADDRESS_END = (
+    r"\s*(?:;|\n|\s\s|\|)|(?<!\bSt)(?<!\bRd)(?<!\bNo)(?<!\bCo)(?<!\bDr)(?<!\bMt)(?<!\bAve)"
+    r"(?<!\bApt)(?<!\bBlk)(?<!\bHwy)(?<!\bBrgy)(?<!\bCres)(?<!\bH\.No)\.(?:\s+[A-Z][a-z]|\s*$)"
+    r"|\s+(?:[A-Z]{2,}|[A-Z][a-z]+(?:\s[a-z.]+){0,2}):\s|\s+(?i:with|who|since|until|for|found)\b|$"
+)
+# the clause holds a digit (a house number, a box, a postcode): "lives at home" is no address
+_CLAUSE_CHAR = rf"(?:(?!{_ADDRESS_END})[^;\n|])"
+_ADDRESS_AFTER_CUE = (
+    rf"(?i:\b(?:{_ADDRESS_CUES}))\s*[:\-]?\s*"
+    rf"(?P<v>{_CLAUSE_CHAR}{{0,60}}?\d{_CLAUSE_CHAR}{{0,120}}?)(?={_ADDRESS_END})"
+)
 # ages over 89 in words ("ninety-two-year-old", "one hundred and one years old")
 _UNITS = "one|two|three|four|five|six|seven|eight|nine"
+_AGE_WORDS_AFTER_CUE = (
+    rf"(?i:\b(?:aged|age)\s*:?\s*(?P<w>(?:ninety|one\s+hundred|a\s+hundred)(?:[\s-]+(?:and\s+)?"
+    rf"(?:{_UNITS}|ten|eleven|twelve))?)\b)"
+)
 _AGE_WORDS = (
     rf"(?i:\b(?P<w>(?:ninety|one\s+hundred|a\s+hundred)(?:[\s-]+(?:and\s+)?(?:{_UNITS}|ten|"
     r"eleven|twelve))?)(?=\s*-?\s*(?:years?|yrs?)\b))"
@@ -257,29 +362,46 @@ _AGE_WORDS = (
 # ages: "92-year-old", "92 year old", "92 yo", "92 y/o", "age 92", "aged 92", "92F", "92 M"
 _AGE_PATTERNS: tuple[str, ...] = (
     _AGE_WORDS,
+    _AGE_WORDS_AFTER_CUE,
     r"\b(?P<n>\d{2,3})(?=\s*-?\s*(?i:years?|yrs?)\b)",
     r"\b(?P<n>\d{2,3})(?=\s*(?i:y/o|y\.o\.?|yo|yof|yom)\b)",
     r"(?i:\b(?:age|aged)\s*:?\s*)(?P<n>\d{2,3})\b",
     r"\b(?P<n>\d{2,3})(?=\s?[MF]\b)",
     r"\b(?P<n>\d{2,3})(?=\s?/\s?[MF]\b)",
+    # "98y", "100y M", "F/98"
+    r"\b(?P<n>\d{2,3})(?=\s?y\b)",
+    r"(?<=\b[MF]/)(?P<n>\d{2,3})\b",
+)
+# words after a name cue ("cc:", "Ref:", "Consultant") that are not names
+_NOT_NAMES = (
+    r"(?i:gp|ward|not|the|duty|radiologist|consultant|team|department|secure|assoc|mrs|mr|ms|dr"
+    r"|practice|clinic|hospital|registrar|patient|file|records|mci|ph|reg|sra|sr|time|unknown|none"
+    r"|n/a|no|yes|see|nil|same|above|below|referring|on-call|on)\b"
+)
+# a signature's role after a name ("... Consultant Radiologist")
+_ROLES = (
+    "(?i:consultant|specialist|registrar|resident|fellow|attending)\\s+(?i:radiologist|physician)"
+    "|(?i:radiologist|reporting radiographer|radiographer|sonographer)"
 )
 # (not "XXXX": the placeholder of a set de-identified before it reached us)
 _LETTERS = r"(?:[^\W\d_]|['’\-])"
 _NAME_TOKEN = rf"(?!X{{2,}}\b)[A-ZÀ-Þ]{_LETTERS}+"
 # "van der Berg", "de la Cruz", "bin Laden": particles inside a name
-_NAME_PARTICLES = r"(?:(?:van|von|der|den|de|del|della|di|da|du|la|le|bin|ibn|al|el|ter|ten)\s+)"
-# further name tokens: initials or capitalised words with a lower-case second letter, so that an
-# all-capitals sentence after "DR. SMITH" is not swallowed
-_NAME_MORE = (
-    rf"(?:\s+{_NAME_PARTICLES}{{0,2}}(?:[A-Z]\.|[A-Z](?=\s)|[A-ZÀ-Þ][a-zà-ÿ]{_LETTERS}*)){{0,2}}"
-)
+_NAME_PARTICLES = r"(?:(?i:van|von|der|den|de|del|della|di|da|du|la|le|bin|ibn|al|el|ter|ten)\s+)"
 # in an all-capitals note a name's further words are capitals too: up to two, stopping at the
 # words that follow a name in a report ("DR. SMITH WAS NOTIFIED", "PROF. MEI KHAN AWARE")
 _CAPS_NAME_STOP = (
     "WAS|WERE|IS|ARE|AT|ON|IN|AND|FOR|BY|TO|OF|VIA|WITH|FROM|THE|RE|REGARDING|AWARE|INFORMED"
     "|NOTIFIED|PAGED|CALLED|CONTACTED|DISCUSSED|REQUESTED|REVIEWED|AGREES|AGREED|CONFIRMED"
     "|NOTED|REPORTED|ON-CALL|MD|DO|RN|NP|PHD|FRCR|FRCP|MBBS|FRANZCR|FRCPC|MRCP|DMRD|PA-C"
-    "|BEEPER|BLEEP|PAGER|PGR|EXT|PHONE|TEL|CALL|RING|NUMBER|NO|UNKNOWN|NOT|NONE|N/A|E-MAIL|EMAIL|FAX|ADDRESS|TEAM|OFFICE|DEPARTMENT"
+    "|BEEPER|BLEEP|PAGER|PGR|EXT|PHONE|TEL|CALL|RING|NUMBER|NO|UNKNOWN|NOT|NONE|N/A|E-MAIL|EMAIL"
+    "|FAX|ADDRESS|TEAM|OFFICE|DEPARTMENT|CT|MRI|ICU|CXR|HDU|PACS|ECG|ETT|NGT|PICC|GP"
+)
+# further name tokens: initials or capitalised words with a lower-case second letter, so that an
+# all-capitals sentence after "DR. SMITH" is not swallowed
+_NAME_MORE = (
+    rf"(?:\s+{_NAME_PARTICLES}{{0,2}}(?:[A-Z]\.|[A-Z](?=\s)|[A-ZÀ-Þ][a-zà-ÿ]{_LETTERS}*"
+    rf"|(?!(?:{_CAPS_NAME_STOP})\b)[A-ZÀ-ÞĀ-ſ]{{3,}}(?![^\W\d_]))){{0,2}}"
 )
 _CAPS_NAME_MORE = (
     rf"(?:\s+(?:[A-Z]\.|[A-Z](?=\s)|(?!(?:{_CAPS_NAME_STOP})\b)[A-ZÀ-ÞĀ-ſ][A-ZÀ-ÞĀ-ſ'’\-]+)){{0,2}}"
@@ -350,6 +472,7 @@ DEFAULT_GEO_CUES: tuple[str, ...] = (
     "lives in", "living in", "resident of", "resides in", "native of", "born in", "moved from",
     "moved to", "immigrated from", "emigrated from", "relocated from", "flew in from",
     "transferred from", "arrived from", "came from", "deployed to", "works in", "from rural",
+    "worked in", "working in", "back from", "travelled from", "traveled from",
 )  # fmt: skip
 # words before a town's name that make it a place (a lower-case word or a comma is enough in
 # mixed-case text; an all-capitals note needs one of these)
@@ -374,7 +497,7 @@ CLINICAL_PLACE_WORDS: frozenset[str] = frozenset(
         "Grade", "Union", "Independence", "Liberty", "Mercy", "Hope", "Faith", "Mild", "Stable",
         "Reading", "Bath", "Nice", "Orange", "Golden", "Opportunity", "Progress", "Mission",
         "Bend", "Spring", "Springs", "Vista", "Temple", "Deal", "Sale", "Wells", "Mount",
-        "Colon", "Ilo", "Date",
+        "Colon", "Ilo", "Date", "Time",
     }
 )  # fmt: skip
 # "March", "Mayo"... the months and days are towns somewhere
@@ -468,7 +591,16 @@ class Scrubber:
                 r"(?P<v>[A-Z][a-z][\w'’\-]*(?:\s+[A-Z][a-z][\w'’\-]*){0,2}"
                 r"|[A-ZÀ-Þ][A-ZÀ-Þ'’\-]+(?=[\s,.;:)]|$))"
             )
-            return [self._find_places, _regex_finder(after_cue, "geo", self.max_age)]
+            resident = re.compile(
+                r"(?<![\w-])(?!(?i:local|care|home|nursing|permanent|former|rural|urban|village|town"
+                r"|city|long-term|hostel|facility|the|a|an)\b)"
+                r"(?P<v>[A-Z][a-z][\w'’\-]*(?:\s+[A-Z][a-z][\w'’\-]*)?)\s+(?i:resident|native)\b"
+            )
+            return [
+                self._find_places,
+                _regex_finder(after_cue, "geo", self.max_age),
+                _regex_finder(resident, "geo", self.max_age),
+            ]
         if category == "institution":
             return [
                 self._institution_finder(re.compile(p), head_first=k == 1)
@@ -480,18 +612,18 @@ class Scrubber:
         if category == "email":
             return [re.compile(p) for p in _EMAIL_PATTERNS]
         if category == "address":
-            return [re.compile(p) for p in _ADDRESS_PATTERNS]
+            return [re.compile(_ADDRESS_AFTER_CUE), *(re.compile(p) for p in _ADDRESS_PATTERNS)]
         if category == "id":
             cues = _alternation(self.id_cues)
             return [
                 re.compile(_SSN_PATTERN),
                 # the value after a cue must hold a digit: "accession: A12345", "MRN 0012345"
                 re.compile(
-                    rf"(?i:\b(?:{cues}))(?![A-Za-z])\s*(?i:[:#]|no\.?|number)?\s*[:#.]?\s*"
+                    rf"(?i:\b(?:{cues}))(?:(?<=[#.])|(?![A-Za-z]))\s*(?i:[:#]|no\.?|number)?\s*[:#.]?\s*"
                     r"(?P<v>[A-Za-z]{0,4}[-/]?\d(?:[\w-]|\s(?=\d))*(?<=\w))"
                 ),
                 # no measurement has seven digits
-                re.compile(rf"(?<![\d.])\d{{{self.min_id_digits},}}(?!\d|\.\d)"),
+                re.compile(rf"(?<![\w.])\d{{{self.min_id_digits},}}(?:-\d{{1,3}})?(?!\d|\.\d)"),
                 re.compile(r"\b[A-Z]{1,3}-?\d{6,}\b"),
             ]
         if category == "phone":
@@ -521,8 +653,8 @@ class Scrubber:
                 rf"[A-ZÀ-ÞĀ-ſ]{_LETTERS}+(?![^\W\d_])"
             )
             name = (
-                rf"(?:[A-Z]\.\s*){{0,2}}{_NAME_PARTICLES}{{0,2}}"
-                rf"(?!(?:{_CAPS_NAME_STOP})\b)"
+                rf"(?:[A-ZÀ-Þ]\.\s*){{0,2}}{_NAME_PARTICLES}{{0,2}}"
+                rf"(?!(?:{_CAPS_NAME_STOP})\b|{_NOT_NAMES})"
                 rf"(?:{surname_first}"
                 rf"|(?!X{{2,}}\b)[A-ZÀ-ÞĀ-ſ][A-ZÀ-ÞĀ-ſ'’\-]+"
                 rf"{_CAPS_NAME_MORE}(?![^\W\d_])"
@@ -531,10 +663,11 @@ class Scrubber:
             return [
                 # "Dr. Smith", "Dr.Smith", "Mrs J. Doe": the title stays, the name goes
                 re.compile(rf"(?<![A-Za-z])(?:{titles})(?:(?<=\.)\s*|\s+)(?P<v>{name})"),
-                # "Jane Doe, MD"
+                # "Jane Doe, MD", "R. Shah (DMRD)", "Soo-ah MCALLISTER Consultant Radiologist"
                 re.compile(
-                    rf"\b(?P<v>[A-Z][a-z][A-Za-z'\-]*(?:\s+[A-Z]\.?)?\s+[A-Z][a-z][A-Za-z'\-]*)"
-                    rf",?\s+(?:{credentials})(?![A-Za-z])"
+                    rf"(?<![\w.])(?P<v>(?:(?:[A-Z]\.\s*){{1,3}}|{_NAME_TOKEN}\s+)"
+                    rf"(?:[A-Z]\.?\s+)?{_NAME_PARTICLES}{{0,2}}{_NAME_TOKEN})"
+                    rf",?\s+\(?(?:{credentials}|{_ROLES})(?![A-Za-z])"
                 ),
                 # "Electronically signed by: Jane Doe", "Attending radiologist: Doe" (a title
                 # after the cue is left to the first rule)
@@ -601,7 +734,7 @@ class Scrubber:
         if before is None:
             return False
         prev = before.group(1)
-        if prev[-1] in ",(/":
+        if prev[-1] in ",(/-–":
             return True
         if prev.lower().strip(".") in _PLACE_PREPOSITIONS:
             return True
