@@ -22,6 +22,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 import medrep
+from medrep.data.locking import exit_with_parent
 from medrep.data.privacy import REDACTED
 from medrep.evaluation.explore import path_record
 from medrep.pretrained import set_offline
@@ -95,6 +96,22 @@ def process_rank() -> int:
         return int(env["SLURM_PROCID"])
     node, local = int(env.get("NODE_RANK", "0") or 0), int(env.get("LOCAL_RANK", "0") or 0)
     return local if node == 0 else max(1, node * 1000 + local)
+
+
+def follow_rank_zero() -> bool:
+    """In a process that Lightning's subprocess launcher started for a non-zero rank, ask the
+    kernel to end it when rank 0's process dies (rank 0 killed or crashed in pretraining would
+    otherwise leave it waiting in a collective until gloo's or NCCL's timeout). torchrun's agent
+    and SLURM stop their own tasks; returns whether the request was made."""
+    env = os.environ
+    launched_by_lightning = (
+        int(env.get("LOCAL_RANK", "0") or 0) > 0
+        and not env.get("RANK")
+        and not (env.get("SLURM_PROCID") and int(env.get("SLURM_NTASKS", "1") or 1) > 1)
+    )
+    if launched_by_lightning:
+        exit_with_parent(os.getppid())
+    return launched_by_lightning
 
 
 def record_stage(cfg: DictConfig, stage: str, outputs: dict[str, Any], seconds: float) -> None:

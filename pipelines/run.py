@@ -13,7 +13,13 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from pipelines.common import Terminated, process_rank, stopped_by_sigterm, timed_stage
+from pipelines.common import (
+    Terminated,
+    follow_rank_zero,
+    process_rank,
+    stopped_by_sigterm,
+    timed_stage,
+)
 from pipelines.evaluate import run_evaluate
 from pipelines.export import run_export
 from pipelines.ingest import run_ingest
@@ -58,6 +64,8 @@ def run_chain(cfg: DictConfig, stages: Mapping[str, Stage] = STAGES) -> dict[str
     if unknown:
         raise ValueError(f"unknown stage(s) {unknown}; choose from {list(stages)}")
     rank = process_rank()
+    # a rank Lightning's launcher started ends with rank 0 (torchrun and SLURM stop their own)
+    follow_rank_zero()
     chosen = [str(s) for s in cfg.stages if rank == 0 or str(s) not in RANK_ZERO_ONLY]
     if len(chosen) < len(cfg.stages):
         print(f"[chain] rank {rank}: runs {chosen}; rank 0 runs the rest", flush=True)

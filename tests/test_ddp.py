@@ -167,3 +167,98 @@ def test_the_chain_under_two_processes_runs_each_stage_once_where_it_should(
     record = json.loads((run_dir / "run_record.json").read_text())
     assert list(record["stages"]) == ["ingest", "pretrain", "export", "evaluate"]
     assert (run_dir / "eval" / "results.csv").exists()
+
+
+@pytest.mark.slow  # two gloo processes, rank 0 killed while both pretrain
+def test_rank_one_ends_when_rank_zero_dies(tmp_path: Path) -> None:
+    """Rank 0 killed by -9 in pretraining (the OOM killer, a scheduler): the rank that
+    Lightning's launcher started must not wait in a collective until gloo's timeout."""
+    import contextlib
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from tests.helpers import REPO, tiny_chain
+
+    log = tmp_path / "chain.log"
+    cmd = tiny_chain(tmp_path, "trainer=ddp_cpu", "trainer.max_epochs=200")
+    with log.open("w") as out:
+        main = subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+    rank_one = None
+    try:
+        deadline = time.time() + 600
+        while rank_one is None and time.time() < deadline and main.poll() is None:
+            time.sleep(2)
+            if "[chain] rank 1" in log.read_text(errors="replace"):
+                rank_one = next(iter(_children(main.pid)), None)
+        assert rank_one is not None, log.read_text(errors="replace")[-3000:]
+        time.sleep(15)  # both in pretraining (rank 1 reused the ingestion and started its loop)
+        assert _alive(rank_one)
+        os.kill(main.pid, signal.SIGKILL)
+        main.wait(timeout=30)
+        gone_by = time.time() + 30
+        while _alive(rank_one) and time.time() < gone_by:
+            time.sleep(1)
+        assert not _alive(rank_one), "rank 1 outlived rank 0"
+    finally:
+        for pid in {main.pid, *_children(main.pid), *([rank_one] if rank_one else [])}:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is `pid` (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.slow  # the tiny chain under torchrun with two processes
+def test_the_chain_under_torchrun_runs_each_stage_once_where_it_should(tmp_path: Path) -> None:
+    """torchrun starts both ranks itself (Lightning reads its environment and spawns nothing):
+    the same division of stages as under Lightning's launcher, one run record, exit 0. The run
+    folder is given (docs/running.md: each process would otherwise name its own)."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO, tiny_chain
+
+    run_dir = tmp_path / "outputs" / "runs" / "tiny" / "torchrun"
+    chain = tiny_chain(
+        tmp_path, "trainer=ddp_cpu", "trainer.max_epochs=2", f"hydra.run.dir={run_dir}"
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--master_port=29517",
+        *chain[1:],
+    ]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-3000:]
+    for stage in ("export", "evaluate"):
+        assert output.count(f"[{stage}] done") == 1, stage
+    assert output.count("[pretrain] done") == 1 and "[pretrain] rank 1 done" in output
+    assert "[chain] rank 1: runs ['ingest', 'pretrain']" in output
+    record = json.loads((run_dir / "run_record.json").read_text())
+    assert list(record["stages"]) == ["ingest", "pretrain", "export", "evaluate"]
+    assert (run_dir / "eval" / "results.csv").exists()
