@@ -18,7 +18,7 @@ from medrep.data.scrub import Scrubber
 from medrep.data.sources import locate_sources, pseudonymise_source, rewrite_message
 
 SECRET = "site-secret"
-NAMES = ("SMITH_JOHN", "Doe Jane", "QUIXOTE-1947", "Rossi_Maria")
+NAMES = ("SMITH_JOHN", "Doe Jane", "QUIXOTE-1947", "Rossi, Maria", "Jane.Doe")
 
 
 def site_export(root: Path) -> GenericAdapter:
@@ -137,16 +137,23 @@ def test_messages_name_files_only_through_the_writer() -> None:
     def write(source: str) -> str:
         return f"<{source}>"
 
-    names = {"SMITH_JOHN"}
     assert (
-        rewrite_message("SMITH_JOHN/x.png is not under /exports/site", write, names)
-        == "<SMITH_JOHN/x.png> is not under </exports/site>"
+        rewrite_message("SMITH JOHN/x.png is not under /exports/site", write)
+        == "<SMITH JOHN/x.png> is not under </exports/site>"
     )
-    assert rewrite_message("see SMITH_JOHN.", write, names) == "see <SMITH_JOHN>."
+    assert (
+        rewrite_message("pixel-identical to Smith, John/img.png (cached)", write)
+        == "pixel-identical to <Smith, John/img.png> (cached)"
+    )
+    assert rewrite_message("the same file as O'Brien/x.dcm", write) == (
+        "the same file as <O'Brien/x.dcm>"
+    )
+    assert rewrite_message("see SMITH_JOHN/a.png.", write) == "see <SMITH_JOHN/a.png>."
     message = (
         "JPEG extended 12-bit could not be decoded (pylibjpeg-libjpeg); 1.2.840.10008.1.2.4.51"
     )
-    assert rewrite_message(message, write, names) == message
+    assert rewrite_message(message, write) == message
+    assert rewrite_message("PA view filtered", write) == "PA view filtered"
 
 
 def test_pseudonymised_sources_are_stable_and_keyed() -> None:
@@ -156,6 +163,9 @@ def test_pseudonymised_sources_are_stable_and_keyed() -> None:
     assert a.endswith(".png") and "SMITH" not in a and a.count("/") == 1
     assert pseudonymise_source("notes.csv#row7", SECRET).endswith(".csv#row7")
     assert "IM-0001" not in pseudonymise_source("ecgen/1.xml#CXR1_IM-0001", SECRET)
+    # a folder's dotted name is a name, not an extension
+    folder = pseudonymise_source("Jane.Doe/chest.png", SECRET)
+    assert "doe" not in folder.lower() and folder.endswith(".png") and folder.count(".") == 1
 
 
 def test_the_audit_finds_identifiers_by_pattern_in_tables(tmp_path: Path) -> None:

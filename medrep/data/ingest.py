@@ -929,15 +929,10 @@ def _stage_outputs(
         labels = labels[labels["study_key"].isin(used)].reset_index(drop=True)
     # folder and file names may name patients: every `source` is written as
     # data.ingest.source_paths says, and so is a file named in a ledger message ("a.png is not
-    # under ...", "pixel-identical to b.png"), found from the raw sources' names
+    # under ...", "pixel-identical to b.png")
     ledger_frame = pd.DataFrame(ledger + report_ledger, columns=LEDGER_COLUMNS)
-    names = {
-        part
-        for source in (*ledger_frame["source"].astype(str), *manifest["source"], *reports["source"])
-        for part in source.partition("#")[0].split("/")
-    }
     ledger_frame["message"] = [
-        rewrite_message(m, write_source, names) for m in ledger_frame["message"].astype(str)
+        rewrite_message(m, write_source) for m in ledger_frame["message"].astype(str)
     ]
     ledger_frame["source"] = ledger_frame["source"].astype(str).map(write_source)
     manifest["source"] = manifest["source"].map(write_source)

@@ -93,7 +93,6 @@ DEFAULT_NAME_CUES: tuple[str, ...] = (
     "requested by",
     "referred by",
     "patient name",
-    "name",
     "consultant",
     "referrer",
     "referring physician",
@@ -103,10 +102,6 @@ DEFAULT_NAME_CUES: tuple[str, ...] = (
     "discussed with",
     "verified electronically by",
     "signed electronically by",
-    "ref",
-    "c.c.",
-    "cc",
-    "cons",
     "dictated by",
     "reported by",
     "read by",
@@ -242,7 +237,7 @@ _DATE_PATTERNS: tuple[str, ...] = (
     rf"\b{_DAY}-{_MONTH}-(?:{_YEAR}|\d{{2}})\b",
     # a day and month, with or without a year: "13 February", "28th March", "14th of March
     # 2021" ("1 May represent": the verb, when a lower-case word follows)
-    rf"(?<![\d.])\b{_DAY}\s+(?:of\s+)?(?:{_MONTHS_NOT_VERB}|{_MONTHS_NOT_VERB_UPPER})\.?(?![A-Za-z])"
+    rf"(?<![\d.])\b{_DAY}\s+(?:of\s+)?(?:{_MONTHS_NOT_VERB}|{_MONTHS_NOT_VERB_UPPER})(?:\.(?=\s*\d))?(?![A-Za-z])"
     rf"(?:,?\s+(?:{_YEAR}\b|['’]?\d{{2}}(?!\d|\.\d|\s*(?i:mm|cm|ml|%|x)\b)))?",
     # 03/14/2021, 3-14-21, 2021-03-14, 14.03.2021
     r"(?<![\d./-])\d{1,2}[/-]\d{1,2}[/-](?:\d{4}|\d{2})(?![\d/-])",
@@ -298,8 +293,7 @@ _PHONE_PATTERNS: tuple[str, ...] = (
     r"(?<![\w+])\+\d{1,3}(?=(?:\D{0,3}\d){7})(?:[\s-](?:\(\d{1,4}\)\s?)?\d{1,5}){2,6}(?!\d|\.\d)",
     r"(?<![\d.])(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s*|\d{3}[\s.-])\d{3}[\s.-]\d{4}(?!\d|\.\d)",
     r"(?<![\d.\-])\d{3}-\d{4}(?!\d|\.\d)",
-    # "203/618-1410"; national numbers with a trunk 0: "(08) 8506 2897", "0161 147 2542",
-    # "07700 136835", "0412 345 678"
+    # national numbers with a trunk 0: "(08) 8506 2897", "0161 147 2542", "07700 136835"
     r"(?<![\w.+/-])(?:\(0\d{1,4}\)|0\d{1,4})[\s-]?\d{3,4}[\s-]?\d{3,4}(?!\d|\.\d)",
 )
 _EMAIL_PATTERNS: tuple[str, ...] = (r"(?<![\w.+-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+",)
@@ -307,8 +301,7 @@ _EMAIL_PATTERNS: tuple[str, ...] = (r"(?<![\w.+-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-
 _SSN_PATTERN = r"(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])"
 # "221B Baker Street", "Flat 3, 12 Oak Rd., Springfield, IL 62704", "2/53 Meadowbank Road,
 # Bendigo VIC 3550": a flat, a number, capitalised words, a street type, and after a comma the
-# town, a state and a postcode (no "Ct", "Pl", "Way": "3 Prior Ct Findings" is a title-case
-# report)
+# town, a state and a postcode (no "Ct" or "Pl": "3 Prior Ct Findings" is a title-case report)
 _STREET_TYPES = (
     "Street|St\\.?|Road|Rd\\.?|Avenue|Ave\\.?|Lane|Ln\\.?|Drive|Dr\\.?|Boulevard|Blvd\\.?|Court"
     "|Terrace|Crescent|Square|Highway|Parkway|Close|Grove|Gardens|Mews|Row|Walk|Parade|Place"
@@ -373,10 +366,15 @@ _AGE_PATTERNS: tuple[str, ...] = (
     r"(?<=\b[MF]/)(?P<n>\d{2,3})\b",
 )
 # words after a name cue ("cc:", "Ref:", "Consultant") that are not names
+# cues after which a name follows only with a colon ("cc: Dr Smith", "Ref: Jones"; not "800 cc
+# of fluid", "ref range")
+LABEL_NAME_CUES: tuple[str, ...] = ("cc", "c.c.", "ref", "cons", "name", "copy to")
 _NOT_NAMES = (
     r"(?i:gp|ward|not|the|duty|radiologist|consultant|team|department|secure|assoc|mrs|mr|ms|dr"
     r"|practice|clinic|hospital|registrar|patient|file|records|mci|ph|reg|sra|sr|time|unknown|none"
-    r"|n/a|no|yes|see|nil|same|above|below|referring|on-call|on)\b"
+    r"|n/a|no|yes|see|nil|same|above|below|referring|on-call|on|seen|emergency|respiratory|chest"
+    r"|physician|medical|surgical|cardiology|oncology|orthopaedic|orthopedic|team|pa|ap|cxr|ct|xr"
+    r"|lateral|frontal|report|reporting|x-ray|registrar|resident|nurse|staff|duty|ed|icu|a&e)\b"
 )
 # a signature's role after a name ("... Consultant Radiologist")
 _ROLES = (
@@ -395,7 +393,8 @@ _CAPS_NAME_STOP = (
     "|NOTIFIED|PAGED|CALLED|CONTACTED|DISCUSSED|REQUESTED|REVIEWED|AGREES|AGREED|CONFIRMED"
     "|NOTED|REPORTED|ON-CALL|MD|DO|RN|NP|PHD|FRCR|FRCP|MBBS|FRANZCR|FRCPC|MRCP|DMRD|PA-C"
     "|BEEPER|BLEEP|PAGER|PGR|EXT|PHONE|TEL|CALL|RING|NUMBER|NO|UNKNOWN|NOT|NONE|N/A|E-MAIL|EMAIL"
-    "|FAX|ADDRESS|TEAM|OFFICE|DEPARTMENT|CT|MRI|ICU|CXR|HDU|PACS|ECG|ETT|NGT|PICC|GP"
+    "|FAX|ADDRESS|TEAM|OFFICE|DEPARTMENT|CT|MRI|ICU|CXR|HDU|PACS|ECG|ETT|NGT|PICC|GP|CHEST|X-RAY"
+    "|RADIOLOGIST|RADIOGRAPHER|REPORT|REPORTING|CONSULTANT|REGISTRAR|PA|AP|LATERAL|PORTABLE"
 )
 # further name tokens: initials or capitalised words with a lower-case second letter, so that an
 # all-capitals sentence after "DR. SMITH" is not swallowed
@@ -434,7 +433,7 @@ GENERIC_INSTITUTION_WORDS: frozenset[str] = frozenset(
         "to", "in", "of", "and", "transferred", "admitted", "seen", "referred", "per", "no",
         "number", "transfer", "transfers", "stay", "course", "admission", "admissions",
         "discharge", "record", "records", "notes", "ward", "policy", "bed", "staff", "acquired",
-        "visit", "inter", "inter-hospital",
+        "visit", "ct", "mri", "xr", "cxr", "x-ray", "imaging", "inter", "inter-hospital",
     }
 )  # fmt: skip
 # the words that say what kind of institution a name is (not part of what identifies it)
@@ -456,12 +455,14 @@ _CAP_WORD = (
 _PARTICLE = (
     r"(?:of|the|de|da|do|dos|das|del|della|di|du|la|le|les|el|al|upon|on|am|an|der|den|y|and|&)"
 )
-_CAP_RUN = rf"{_CAP_WORD}(?:\s+(?:{_PARTICLE}\s+)*{_CAP_WORD})*"
+# (on one line, at most six words: a run across lines or a whole all-capitals report would take
+# a credential or a heading into a name, and its matching time grows with the square of its length)
+_CAP_RUN = rf"{_CAP_WORD}(?:[ \t]+(?:{_PARTICLE}[ \t]+){{0,2}}{_CAP_WORD}){{0,5}}"
 _INSTITUTION_PATTERNS: tuple[str, ...] = (
-    rf"(?P<v>{_CAP_RUN}\s+(?:{_INSTITUTION_HEADS}|(?i:hospitals?|medical cent(?:er|re)|clinic"
-    rf"|infirmary|institute|cent(?:er|re)))(?![\w'’])"
+    rf"(?P<v>{_CAP_RUN}\s+(?:{_INSTITUTION_HEADS}|HOSPITALS?|MEDICAL CENT(?:ER|RE)|CLINIC"
+    rf"|INFIRMARY|INSTITUTE|CENT(?:ER|RE))(?![\w'’])"
     rf"(?:\s+(?i:of)\s+(?:(?i:the)\s+)?{_CAP_WORD}(?:\s+{_CAP_WORD}){{0,2}})?)",
-    rf"(?P<v>\b(?i:{_INSTITUTION_FIRST})(?:\s+(?:{_PARTICLE}\s+)*{_CAP_WORD}){{1,4}})",
+    rf"(?P<v>\b(?:{_INSTITUTION_FIRST}|{_INSTITUTION_FIRST.upper()})(?:\s+(?:{_PARTICLE}\s+)*{_CAP_WORD}){{1,4}})",
     r"\b(?P<v>Charit[ée]|Karolinska|Pitié-Salpêtrière|Salp[êe]tri[èe]re)\b",
 )
 # Places: the gazetteer's names (medrep.data.gazetteer) where the context makes them places, and
@@ -488,6 +489,12 @@ MEDICAL_HEAD_WORDS: frozenset[str] = frozenset(
         "balloon", "system", "s", "type", "grade", "stage", "pattern", "technique", "method",
         "cancer", "carcinoma", "polyp", "polyps", "resection", "mass", "lesion", "wall",
         "profusion",
+        "segment",
+        "segments",
+        "day",
+        "level",
+        "lobe",
+        "zone",
     }
 )  # fmt: skip
 # town names that are also clinical or report words ("Normal heart size", "Clear lungs")
@@ -497,7 +504,8 @@ CLINICAL_PLACE_WORDS: frozenset[str] = frozenset(
         "Grade", "Union", "Independence", "Liberty", "Mercy", "Hope", "Faith", "Mild", "Stable",
         "Reading", "Bath", "Nice", "Orange", "Golden", "Opportunity", "Progress", "Mission",
         "Bend", "Spring", "Springs", "Vista", "Temple", "Deal", "Sale", "Wells", "Mount",
-        "Colon", "Ilo", "Date", "Time",
+        "Colon", "Ilo", "Date", "Time", "Superior", "Same", "Male", "Female", "Bay", "Lower",
+        "Upper", "Middle", "Anterior", "Posterior", "Lateral", "Medial", "Distal", "Proximal",
     }
 )  # fmt: skip
 # "March", "Mayo"... the months and days are towns somewhere
@@ -555,6 +563,7 @@ class Scrubber:
     max_age: int = 89
     _rules: list[tuple[str, Finder]] = field(init=False, repr=False, compare=False)
     _places: dict[str, str] = field(init=False, repr=False, compare=False)
+    _credential_words: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # tuples: a scrubber built from a config's lists equals one built from the defaults
@@ -568,6 +577,8 @@ class Scrubber:
             raise ValueError(f"unknown scrub categories {sorted(unknown)}; use {SCRUB_CATEGORIES}")
         if self.min_id_digits < 4:
             raise ValueError(f"min_id_digits={self.min_id_digits}: below 4 it eats measurements")
+        # "Jane Doe, MD Massachusetts General Hospital": the credential is not the hospital's
+        self._credential_words = frozenset(c.lower().strip(".,") for c in self.credentials)
         self._places = {}
         if "geo" in self.categories:
             names = [*load_places(), *self.extra_places]
@@ -620,7 +631,7 @@ class Scrubber:
                 # the value after a cue must hold a digit: "accession: A12345", "MRN 0012345"
                 re.compile(
                     rf"(?i:\b(?:{cues}))(?:(?<=[#.])|(?![A-Za-z]))\s*(?i:[:#]|no\.?|number)?\s*[:#.]?\s*"
-                    r"(?P<v>[A-Za-z]{0,4}[-/]?\d(?:[\w-]|\s(?=\d))*(?<=\w))"
+                    r"(?P<v>[A-Za-z]{0,4}[-/]?\d(?:[\w-]|\s(?=\d{1,4}\b(?![/.\-]\d)))*(?<=\w))"
                 ),
                 # no measurement has seven digits
                 re.compile(rf"(?<![\w.])\d{{{self.min_id_digits},}}(?:-\d{{1,3}})?(?!\d|\.\d)"),
@@ -631,7 +642,7 @@ class Scrubber:
             return [
                 re.compile(
                     rf"(?i:\b(?:{cues})\b\.?)\s*(?:#|no\.?|number)?\s*:?\s*"
-                    r"(?P<v>\d(?:[\d-]|\s(?=\d)){2,}\d)(?!\d|\.\d)"
+                    r"(?P<v>\d(?:[\d-]|\s(?=\d{1,4}\b(?![/.\-]\d))){2,}\d)(?!\d|\.\d)"
                 ),
                 # an extension: "x2311"
                 re.compile(r"(?<![\w.])[xX]\d{4,5}\b"),
@@ -665,14 +676,18 @@ class Scrubber:
                 re.compile(rf"(?<![A-Za-z])(?:{titles})(?:(?<=\.)\s*|\s+)(?P<v>{name})"),
                 # "Jane Doe, MD", "R. Shah (DMRD)", "Soo-ah MCALLISTER Consultant Radiologist"
                 re.compile(
-                    rf"(?<![\w.])(?P<v>(?:(?:[A-Z]\.\s*){{1,3}}|{_NAME_TOKEN}\s+)"
-                    rf"(?:[A-Z]\.?\s+)?{_NAME_PARTICLES}{{0,2}}{_NAME_TOKEN})"
+                    rf"(?<![\w.])(?P<v>(?:(?:[A-Z]\.\s*){{1,3}}|(?!{_NOT_NAMES}){_NAME_TOKEN}\s+)"
+                    rf"(?:[A-Z]\.?\s+)?{_NAME_PARTICLES}{{0,2}}(?!{_NOT_NAMES}){_NAME_TOKEN})"
                     rf",?\s+\(?(?:{credentials}|{_ROLES})(?![A-Za-z])"
                 ),
                 # "Electronically signed by: Jane Doe", "Attending radiologist: Doe" (a title
                 # after the cue is left to the first rule)
                 re.compile(
                     rf"(?i:\b(?:{cues})(?:\s+(?:{cues}))*)(?![A-Za-z])\s*:?\s*"
+                    rf"(?!(?:{titles})(?![A-Za-z]))(?P<v>{name})"
+                ),
+                re.compile(
+                    rf"(?i:\b(?:{_alternation(LABEL_NAME_CUES)}))\s*:\s*"
                     rf"(?!(?:{titles})(?![A-Za-z]))(?P<v>{name})"
                 ),
             ]
@@ -687,8 +702,10 @@ class Scrubber:
                 # name of only such words and kinds ("Outside Hospital") is a kind, not a name
                 words = list(re.finditer(r"[^\s]+", text[start:end]))
                 lowered = [w.group().lower().strip(".,") for w in words]
-                skip = GENERIC_INSTITUTION_WORDS | (
-                    frozenset() if head_first else _INSTITUTION_KIND_WORDS
+                skip = (
+                    GENERIC_INSTITUTION_WORDS
+                    | self._credential_words
+                    | (frozenset() if head_first else _INSTITUTION_KIND_WORDS)
                 )
                 first = next((k for k, w in enumerate(lowered) if w not in skip), None)
                 if first is None:
@@ -727,10 +744,11 @@ class Scrubber:
             return False
         if canonical in CLINICAL_PLACE_WORDS or canonical in _CALENDAR_WORDS:
             return False
-        after = re.match(r"\s*([A-Za-z]+)", text[end:])
+        # (windows around the name: slicing the whole text per candidate is quadratic)
+        after = _WORD_AFTER.match(text[end : end + 40])
         if after and after.group(1).lower() in MEDICAL_HEAD_WORDS:
             return False
-        before = re.search(r"(\S+)\s*$", text[:start])
+        before = _WORD_BEFORE.search(text[max(0, start - 60) : start])
         if before is None:
             return False
         prev = before.group(1)
@@ -792,8 +810,12 @@ class Scrubber:
 Finder = Callable[[str], Iterator[tuple[int, int]]]
 # capitalised runs in mixed-case text ("New York", "Rio de Janeiro", "Stoke-on-Trent") and runs
 # of capitals in an all-capitals note
-_TITLE_RUN = re.compile(rf"[A-ZÀ-Þ][\w'’\-]*(?:\s+(?:{_PARTICLE}\s+)*[A-ZÀ-Þ][\w'’\-]*)*")
-_CAPS_RUN = re.compile(r"[A-ZÀ-Þ][A-ZÀ-Þ'’\-]*(?:\s+[A-ZÀ-Þ][A-ZÀ-Þ'’\-]*)*")
+_TITLE_RUN = re.compile(
+    rf"[A-ZÀ-Þ][\w'’\-]*(?:[ \t]+(?:{_PARTICLE}[ \t]+){{0,2}}[A-ZÀ-Þ][\w'’\-]*){{0,7}}"
+)
+_CAPS_RUN = re.compile(r"[A-ZÀ-Þ][A-ZÀ-Þ'’\-]*(?:[ \t]+[A-ZÀ-Þ][A-ZÀ-Þ'’\-]*){0,7}")
+_WORD_AFTER = re.compile(r"\s*([A-Za-z]+)")
+_WORD_BEFORE = re.compile(r"(\S+)\s*$")
 _RUN_WORD = re.compile(r"[^\s]+")
 
 

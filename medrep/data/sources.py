@@ -27,21 +27,29 @@ from medrep.data.privacy import pseudonymise, resolve_secret
 
 SOURCE_MODES = ("auto", "pseudonymise", "relative")
 _COMPONENT_CHARS = 12
-_EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,5}(?:\.(?:gz|bz2|xz|zip))?$")
 _ROW = re.compile(r"row\d+")
+# the extensions kept on a file's (last component's) hash: images, tables and archives; any other
+# ending is part of the name ("Jane.Doe/" is a folder named after someone)
+_FILE_EXTENSIONS = re.compile(
+    r"\.(?:dcm|dicom|dic|png|jpe?g|j2k|jp2|tiff?|bmp|gif|webp|csv|tsv|txt|xml|json|parquet)"
+    r"(?:\.(?:gz|bz2|xz|zip))?$|\.(?:gz|bz2|xz|zip)$",
+    re.IGNORECASE,
+)
 
 
 def pseudonymise_source(source: str, secret: str) -> str:
     """`source` with each folder and file name replaced by a keyed hash (extension kept)."""
     path, hash_mark, anchor = source.partition("#")
+    components = path.split("/")
     parts = []
-    for part in path.split("/"):
+    for position, part in enumerate(components):
         if part in ("", ".", ".."):
             parts.append(part)
             continue
-        extension = _EXTENSION.search(part)
-        stem = part[: extension.start()] if extension and extension.start() > 0 else part
-        suffix = extension.group().lower() if extension and extension.start() > 0 else ""
+        extension = _FILE_EXTENSIONS.search(part) if position == len(components) - 1 else None
+        stem, suffix = part, ""
+        if extension and extension.start() > 0:
+            stem, suffix = part[: extension.start()], extension.group().lower()
         parts.append(pseudonymise(stem, secret, "path")[:_COMPONENT_CHARS] + suffix)
     if hash_mark and not _ROW.fullmatch(anchor):
         # an image id after the file ("ecgen/1.xml#CXR1_1_IM-0001-3001")
@@ -49,28 +57,31 @@ def pseudonymise_source(source: str, secret: str) -> str:
     return "/".join(parts) + hash_mark + anchor
 
 
-# file names in a ledger message: a path, or a name with the extension of an image or a table
-_FILE_TOKEN = re.compile(r"[^\s,;:()'\"]+")
-_FILE_EXTENSIONS = re.compile(
-    r"\.(?:dcm|dicom|dic|png|jpe?g|j2k|jp2|tiff?|bmp|gif|webp|csv|tsv|txt|xml|json|parquet"
-    r"|gz|bz2|xz|zip)$",
-    re.IGNORECASE,
+# the ledger messages that name files (medrep.data.containment, medrep.data.ingest, the
+# adapters' missing_file): each name is a whole source, spaces and commas included
+_NAMED_FILES = (
+    re.compile(r"^(?P<a>pixel-identical to )(?P<f>.+?)(?P<b> \(cached\))?$"),
+    re.compile(r"^(?P<a>the same file as )(?P<f>.+)(?P<b>)$"),
+    re.compile(r"^(?P<a>)(?P<f>.+?)(?P<b> is not under )(?P<g>.+)$"),
 )
+# anywhere else: a token holding a "/" or ending in an image or table extension
+_FILE_TOKEN = re.compile(r"[^\s,;:()'\"]+")
 
 
-def rewrite_message(message: str, write_source: Callable[[str], str], names: set[str]) -> str:
-    """`message` with each file or folder name in it written by `write_source`.
+def rewrite_message(message: str, write_source: Callable[[str], str]) -> str:
+    """`message` with each file or folder name in it written by `write_source`."""
+    for pattern in _NAMED_FILES:
+        m = pattern.match(message)
+        if m:
+            out = m.group("a") + write_source(m.group("f")) + m.group("b")
+            return out + (write_source(m.group("g")) if "g" in pattern.groupindex else "")
 
-    A name is a token holding a "/", ending in an image or table extension, or one of `names`
-    (the folder and file names of the sources the ledger holds).
-    """
-
-    def one(m: re.Match[str]) -> str:
-        token = m.group()
-        core = token.rstrip(".")
-        if "/" in core or _FILE_EXTENSIONS.search(core) or core in names:
-            return write_source(core) + token[len(core) :]
-        return token
+    def one(token: re.Match[str]) -> str:
+        text = token.group()
+        core = text.rstrip(".")
+        if "/" in core or _FILE_EXTENSIONS.search(core):
+            return write_source(core) + text[len(core) :]
+        return text
 
     return _FILE_TOKEN.sub(one, message)
 
