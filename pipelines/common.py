@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -96,6 +97,30 @@ def process_rank() -> int:
         return int(env["SLURM_PROCID"])
     node, local = int(env.get("NODE_RANK", "0") or 0), int(env.get("LOCAL_RANK", "0") or 0)
     return local if node == 0 else max(1, node * 1000 + local)
+
+
+def adopt_local_tasks() -> bool:
+    """Under submitit's local executor with several tasks (`hydra/launcher=submitit_local
+    hydra.launcher.tasks_per_node=2`), say which task this is in the variables Lightning and
+    `process_rank` read: each task then runs as one rank of a data-parallel group (Lightning
+    sees processes created outside it and starts none), on a port derived from the job's id so
+    that the tasks agree on it. SLURM jobs need nothing: Lightning reads SLURM's own variables.
+    Returns whether this process is such a task."""
+    env = os.environ
+    tasks = int(env.get("SUBMITIT_LOCAL_NTASKS", "1") or 1)
+    if env.get("SUBMITIT_EXECUTOR") != "local" or tasks < 2:
+        return False
+    local = env.get("SUBMITIT_LOCAL_LOCALID", "0")
+    nodes = int(env.get("SUBMITIT_LOCAL_JOB_NUM_NODES", "1") or 1)
+    job = env.get("SUBMITIT_LOCAL_JOB_ID", "0")
+    env.setdefault("LOCAL_RANK", local)
+    env.setdefault("NODE_RANK", env.get("SUBMITIT_LOCAL_NODEID", "0"))
+    env.setdefault("RANK", env.get("SUBMITIT_LOCAL_GLOBALID", local))
+    env.setdefault("WORLD_SIZE", str(tasks * nodes))
+    env.setdefault("MASTER_ADDR", "127.0.0.1")
+    digest = int(hashlib.sha256(job.encode()).hexdigest(), 16)
+    env.setdefault("MASTER_PORT", str(20000 + digest % 20000))
+    return True
 
 
 def follow_rank_zero() -> bool:

@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+import json
+import logging
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +14,8 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from medrep.data.ingest import SUMMARY_NAME
+from medrep.data.sources import pseudonymise_source
 from medrep.evaluation.runner import (
     EvaluationRun,
     EvaluationSettings,
@@ -17,6 +23,8 @@ from medrep.evaluation.runner import (
     evaluate,
 )
 from pipelines.common import timed_stage
+
+log = logging.getLogger(__name__)
 
 
 def evaluated_methods(cfg: DictConfig) -> list[str]:
@@ -29,6 +37,7 @@ def evaluated_methods(cfg: DictConfig) -> list[str]:
 def run_evaluate(cfg: DictConfig) -> dict[str, Any]:
     settings: EvaluationSettings = instantiate(cfg.eval)
     run = EvaluationRun(
+        write_source=source_writer_of(cfg),
         name=str(cfg.run_name),
         methods=evaluated_methods(cfg),
         ingest_dir=Path(cfg.paths.ingest_dir),
@@ -42,6 +51,21 @@ def run_evaluate(cfg: DictConfig) -> dict[str, Any]:
         f"\n{console_summary(run, settings.bootstrap.level, len(settings.label_names))}", flush=True
     )
     return outputs
+
+
+def source_writer_of(cfg: DictConfig) -> Callable[[str], str] | None:
+    """How the run's ingestion wrote `source` (its summary says), to match retrieval lists that
+    name raw paths; None when the sources are the paths, or the secret is not at hand."""
+    summary_path = Path(cfg.paths.ingest_dir) / SUMMARY_NAME
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    if summary.get("source_paths") != "pseudonymise":
+        return None
+    try:
+        secret = str(instantiate(cfg.data.ingest.secret))
+    except Exception as exc:  # the secret's variable is not exported in this shell
+        log.warning("retrieval lists cannot be matched to pseudonymised sources: %s", exc)
+        return None
+    return partial(pseudonymise_source, secret=secret)
 
 
 # the entry point every stage file ends with (lightning-hydra-template's src/train.py)

@@ -11,7 +11,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from medrep.models.serialization import MODEL_FILE
-from pipelines.common import follow_rank_zero, timed_stage
+from pipelines.common import adopt_local_tasks, follow_rank_zero, timed_stage
 from pipelines.training import build_module, fit, save_model, select_export
 
 
@@ -40,6 +40,7 @@ def run_pretrain(cfg: DictConfig) -> dict[str, Any]:
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
+    adopt_local_tasks()  # submitit's local executor with several tasks: one rank each
     follow_rank_zero()  # a rank Lightning's launcher started ends with rank 0
     timed_stage("pretrain", run_pretrain, cfg)
 

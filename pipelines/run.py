@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 
 from pipelines.common import (
     Terminated,
+    adopt_local_tasks,
     follow_rank_zero,
     process_rank,
     stopped_by_sigterm,
@@ -63,6 +64,7 @@ def run_chain(cfg: DictConfig, stages: Mapping[str, Stage] = STAGES) -> dict[str
     unknown = [s for s in cfg.stages if s not in stages]
     if unknown:
         raise ValueError(f"unknown stage(s) {unknown}; choose from {list(stages)}")
+    adopt_local_tasks()  # submitit's local executor with several tasks: one rank each
     rank = process_rank()
     # a rank Lightning's launcher started ends with rank 0 (torchrun and SLURM stop their own)
     follow_rank_zero()

@@ -191,9 +191,11 @@ def test_rank_one_ends_when_rank_zero_dies(tmp_path: Path) -> None:
         while rank_one is None and time.time() < deadline and main.poll() is None:
             time.sleep(2)
             if "[chain] rank 1" in log.read_text(errors="replace"):
-                rank_one = next(iter(_children(main.pid)), None)
+                # rank 1: the child Lightning started with LOCAL_RANK=1 (rank 0 has other
+                # children: decoding workers, git)
+                rank_one = next((c for c in _children(main.pid) if _local_rank(c) == "1"), None)
         assert rank_one is not None, log.read_text(errors="replace")[-3000:]
-        time.sleep(15)  # both in pretraining (rank 1 reused the ingestion and started its loop)
+        time.sleep(8)  # both in pretraining (rank 1 reused the ingestion and started its loop)
         assert _alive(rank_one)
         os.kill(main.pid, signal.SIGKILL)
         main.wait(timeout=30)
@@ -219,6 +221,15 @@ def _children(pid: int) -> list[int]:
             if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
                 found.append(int(entry.name))
     return found
+
+
+def _local_rank(pid: int) -> str | None:
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    values = [e.split(b"=", 1)[1].decode() for e in environ if e.startswith(b"LOCAL_RANK=")]
+    return values[0] if values else None
 
 
 def _alive(pid: int) -> bool:
@@ -262,3 +273,36 @@ def test_the_chain_under_torchrun_runs_each_stage_once_where_it_should(tmp_path:
     record = json.loads((run_dir / "run_record.json").read_text())
     assert list(record["stages"]) == ["ingest", "pretrain", "export", "evaluate"]
     assert (run_dir / "eval" / "results.csv").exists()
+
+
+@pytest.mark.slow  # the tiny chain as one Hydra job of two submitit tasks (local executor)
+def test_the_chain_under_the_submitit_local_launcher_with_two_tasks(tmp_path: Path) -> None:
+    """hydra-submitit-launcher's local executor starts two tasks of one job, as a SLURM step
+    with two tasks would: each is one rank (pipelines.common.adopt_local_tasks), rank 1 ingests
+    and pretrains, rank 0 also exports, evaluates and writes the run record."""
+    import json
+    import subprocess
+
+    from tests.helpers import REPO, tiny_chain
+
+    sweep = tmp_path / "multirun"
+    chain = tiny_chain(
+        tmp_path,
+        "hydra/launcher=submitit_local",
+        "hydra.launcher.tasks_per_node=2",
+        "hydra.launcher.timeout_min=15",
+        "trainer=ddp_cpu",
+        "trainer.max_epochs=2",
+        f"hydra.sweep.dir={sweep}",
+    )
+    cmd = [*chain[:3], "-m", *chain[3:]]  # python -m pipelines.run -m <overrides>
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
+    logs = "\n".join(p.read_text(errors="replace") for p in sorted(sweep.rglob("*.out")))
+    logs += "\n".join(p.read_text(errors="replace") for p in sorted(sweep.rglob("*.err")))
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-2000:] + logs[-3000:]
+    assert "[chain] rank 1: runs ['ingest', 'pretrain']" in logs, logs[-3000:]
+    assert logs.count("[export] done") == 1 and logs.count("[evaluate] done") == 1
+    assert "[pretrain] rank 1 done" in logs
+    record = json.loads((sweep / "0" / "run_record.json").read_text())
+    assert list(record["stages"]) == ["ingest", "pretrain", "export", "evaluate"]
+    assert (sweep / "0" / "eval" / "results.csv").exists()

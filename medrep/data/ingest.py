@@ -716,6 +716,8 @@ def _run_ingestion(
     )
     summary.update(
         {
+            # how `source` was written (medrep.data.sources): evaluation matches lists by it
+            "source_paths": source_mode,
             "fingerprint": fingerprint,
             "scrubbed_identifiers": scrubbed,
             "seconds": round(time.time() - start, 2),

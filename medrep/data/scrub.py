@@ -631,6 +631,7 @@ class Scrubber:
                 # the value after a cue must hold a digit: "accession: A12345", "MRN 0012345"
                 re.compile(
                     rf"(?i:\b(?:{cues}))(?:(?<=[#.])|(?![A-Za-z]))\s*(?i:[:#]|no\.?|number)?\s*[:#.]?\s*"
+                    r"(?=[A-Za-z]{0,4}[-/]?\d[\w-]{2})(?!\d+\.\d)"
                     r"(?P<v>[A-Za-z]{0,4}[-/]?\d(?:[\w-]|\s(?=\d{1,4}\b(?![/.\-]\d)))*(?<=\w))"
                 ),
                 # no measurement has seven digits

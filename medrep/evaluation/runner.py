@@ -11,7 +11,7 @@ values live in the config, not here.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -143,6 +143,9 @@ class EvaluationRun:
     Attributes:
         methods: the pretrained method first, then the baselines (embeddings/<method>/ folders).
         augment / seed: the pretraining's transforms and seed (fine-tuning trains with them).
+        write_source: how ingestion wrote the manifest's `source` from a path under the export
+            (`medrep.data.sources`: pseudonymised for a site export), so that retrieval lists
+            naming raw paths can be matched; None when sources are the paths themselves.
     """
 
     name: str
@@ -152,14 +155,34 @@ class EvaluationRun:
     eval_dir: Path
     augment: AugmentConfig
     seed: int
+    write_source: Callable[[str], str] | None = None
 
 
 def _stack(splits: Splits, name: str) -> np.ndarray:
     return np.concatenate([splits[s][name] for s in SPLITS])
 
 
+class _WrittenSources(Mapping[str, str]):
+    """A list's raw path -> image key, through the form ingestion wrote the path in."""
+
+    def __init__(self, written_to_key: dict[str, str], write: Callable[[str], str]) -> None:
+        self._keys, self._write = written_to_key, write
+
+    def __getitem__(self, path: str) -> str:
+        return self._keys[self._write(path)]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+
 def resolve_lists(
-    spec: RetrievalListsSpec, manifest: pd.DataFrame, embedded: set[str]
+    spec: RetrievalListsSpec,
+    manifest: pd.DataFrame,
+    embedded: set[str],
+    write_source: Callable[[str], str] | None = None,
 ) -> RetrievalLists | None:
     """The query/candidate lists resolved to image keys, or None when absent or unmatched."""
     if not spec.dir:
@@ -171,10 +194,11 @@ def resolve_lists(
     rows = manifest[manifest["image_key"].isin(embedded)]
     if spec.splits:
         rows = rows[rows["split"].isin(list(spec.splits))]
+    written = dict(zip(rows["source"].astype(str), rows["image_key"].astype(str), strict=True))
     lists = read_retrieval_lists(
         queries,
         candidates,
-        dict(zip(rows["source"].astype(str), rows["image_key"].astype(str), strict=True)),
+        _WrittenSources(written, write_source) if write_source else written,
         category_column=spec.category_column,
         path_column=spec.path_column,
     )
@@ -453,7 +477,10 @@ def _evaluate(settings: EvaluationSettings, run: EvaluationRun) -> dict[str, Any
         splits = load_splits(run.embeddings_dir / method, method)
         if n == 0:
             lists = resolve_lists(
-                settings.retrieval.lists, manifest, set(_stack(splits, "image_key"))
+                settings.retrieval.lists,
+                manifest,
+                set(_stack(splits, "image_key")),
+                run.write_source,
             )
             resampling = resampling_id(splits["test"]["patient_key"], settings.bootstrap)
         result.extend(evaluate_method(settings, run, method, splits, labels, study_texts, lists))
