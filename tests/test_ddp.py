@@ -20,7 +20,7 @@ from torch import nn
 
 from medrep.models.distributed import gather_pairs, global_loss
 from medrep.models.heads import ProjectionHead
-from tests.helpers import LOSS_FAMILY
+from tests.helpers import LOSS_FAMILY, IngestedWorld
 
 WORLD = 2
 PER_RANK = 3
@@ -144,7 +144,7 @@ def test_validation_pairs_are_gathered_once_in_order(ranks: list[dict]) -> None:
 
 @pytest.mark.slow  # the tiny chain with two gloo processes (Lightning's subprocess launcher)
 def test_the_chain_under_two_processes_runs_each_stage_once_where_it_should(
-    tmp_path: Path,
+    tmp_path: Path, tiny_world: IngestedWorld
 ) -> None:
     """`trainer=ddp_cpu` re-runs the command for rank 1 (Lightning's launcher): rank 1 ingests
     (waiting on the lock, then reusing), pretrains, and stops; export, evaluation and the run
@@ -154,7 +154,7 @@ def test_the_chain_under_two_processes_runs_each_stage_once_where_it_should(
 
     from tests.helpers import REPO, tiny_chain
 
-    cmd = tiny_chain(tmp_path, "trainer=ddp_cpu", "trainer.max_epochs=2")
+    cmd = tiny_chain(tmp_path, *tiny_world.overrides(), "trainer=ddp_cpu", "trainer.max_epochs=2")
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-3000:]
@@ -170,7 +170,7 @@ def test_the_chain_under_two_processes_runs_each_stage_once_where_it_should(
 
 
 @pytest.mark.slow  # two gloo processes, rank 0 killed while both pretrain
-def test_rank_one_ends_when_rank_zero_dies(tmp_path: Path) -> None:
+def test_rank_one_ends_when_rank_zero_dies(tmp_path: Path, tiny_world: IngestedWorld) -> None:
     """Rank 0 killed by -9 in pretraining (the OOM killer, a scheduler): the rank that
     Lightning's launcher started must not wait in a collective until gloo's timeout."""
     import contextlib
@@ -182,7 +182,7 @@ def test_rank_one_ends_when_rank_zero_dies(tmp_path: Path) -> None:
     from tests.helpers import REPO, tiny_chain
 
     log = tmp_path / "chain.log"
-    cmd = tiny_chain(tmp_path, "trainer=ddp_cpu", "trainer.max_epochs=200")
+    cmd = tiny_chain(tmp_path, *tiny_world.overrides(), "trainer=ddp_cpu", "trainer.max_epochs=200")
     with log.open("w") as out:
         main = subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
     rank_one = None
@@ -241,7 +241,9 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.slow  # the tiny chain under torchrun with two processes
-def test_the_chain_under_torchrun_runs_each_stage_once_where_it_should(tmp_path: Path) -> None:
+def test_the_chain_under_torchrun_runs_each_stage_once_where_it_should(
+    tmp_path: Path, tiny_world: IngestedWorld
+) -> None:
     """torchrun starts both ranks itself (Lightning reads its environment and spawns nothing):
     the same division of stages as under Lightning's launcher, one run record, exit 0. The run
     folder is given (docs/running.md: each process would otherwise name its own)."""
@@ -253,7 +255,11 @@ def test_the_chain_under_torchrun_runs_each_stage_once_where_it_should(tmp_path:
 
     run_dir = tmp_path / "outputs" / "runs" / "tiny" / "torchrun"
     chain = tiny_chain(
-        tmp_path, "trainer=ddp_cpu", "trainer.max_epochs=2", f"hydra.run.dir={run_dir}"
+        tmp_path,
+        *tiny_world.overrides(),
+        "trainer=ddp_cpu",
+        "trainer.max_epochs=2",
+        f"hydra.run.dir={run_dir}",
     )
     cmd = [
         sys.executable,
@@ -276,7 +282,9 @@ def test_the_chain_under_torchrun_runs_each_stage_once_where_it_should(tmp_path:
 
 
 @pytest.mark.slow  # the tiny chain as one Hydra job of two submitit tasks (local executor)
-def test_the_chain_under_the_submitit_local_launcher_with_two_tasks(tmp_path: Path) -> None:
+def test_the_chain_under_the_submitit_local_launcher_with_two_tasks(
+    tmp_path: Path, tiny_world: IngestedWorld
+) -> None:
     """hydra-submitit-launcher's local executor starts two tasks of one job, as a SLURM step
     with two tasks would: each is one rank (pipelines.common.adopt_local_tasks), rank 1 ingests
     and pretrains, rank 0 also exports, evaluates and writes the run record."""
@@ -288,6 +296,7 @@ def test_the_chain_under_the_submitit_local_launcher_with_two_tasks(tmp_path: Pa
     sweep = tmp_path / "multirun"
     chain = tiny_chain(
         tmp_path,
+        *tiny_world.overrides(),
         "hydra/launcher=submitit_local",
         "hydra.launcher.tasks_per_node=2",
         "hydra.launcher.timeout_min=15",
