@@ -269,7 +269,7 @@ def pattern_hits(roots: Sequence[str | Path], categories: Sequence[str] | None =
                     category
                     for value in frame[column].dropna().astype(str).unique()
                     if not _KEY_LIKE.fullmatch(value)
-                    for _, _, category in scrubber.spans(value)
+                    for _, _, category in scrubber.spans(_HASH.sub("#", value))
                 }
                 hits += [Hit(str(path), f"column {column}", f"pattern: {k}") for k in sorted(kinds)]
     return hits
@@ -278,6 +278,11 @@ def pattern_hits(roots: Sequence[str | Path], categories: Sequence[str] | None =
 # pseudonymised keys and sources (hex digests, `3f9a0c1b2d4e/77aa01.png#row3`): their digit runs
 # are not record numbers
 _KEY_LIKE = re.compile(r"[0-9a-f]{12,}|(?:[0-9a-f]{12}(?:\.\w+)?/?)+(?:#\w+)?")
+
+
+# a keyed hash inside a text (a pseudonymised file name in a ledger message): its digit runs are
+# not record numbers either
+_HASH = re.compile(r"(?<![0-9A-Za-z])[0-9a-f]{12,}(?![0-9A-Za-z])")
 
 
 def _table(path: Path) -> pd.DataFrame | None:

@@ -181,3 +181,7 @@ def test_the_audit_finds_identifiers_by_pattern_in_tables(tmp_path: Path) -> Non
     scrubbed = Scrubber().scrub("Lives in Bristol; seen at St Mary's Hospital on 13 February.").text
     pd.DataFrame({"text": [scrubbed]}).to_parquet(tmp_path / "eval" / "texts.parquet")
     assert pattern_hits([tmp_path]) == []
+    # pseudonymised names in a ledger message are no record numbers, whatever digits they hold
+    message = "0123456789ab/9876543210cd.png is not under /4444444444ab/5555555555cd"
+    pd.DataFrame({"message": [message]}).to_csv(tmp_path / "rejects.csv", index=False)
+    assert pattern_hits([tmp_path]) == []
