@@ -315,3 +315,48 @@ def test_the_chain_under_the_submitit_local_launcher_with_two_tasks(
     record = json.loads((sweep / "0" / "run_record.json").read_text())
     assert list(record["stages"]) == ["ingest", "pretrain", "export", "evaluate"]
     assert (sweep / "0" / "eval" / "results.csv").exists()
+
+
+@pytest.mark.slow  # three ingestions of the tiny world, two of them as submitit jobs side by side
+def test_sharded_ingestion_over_two_submitit_jobs_equals_one_ingestion_byte_for_byte(
+    tmp_path: Path, tiny_world: IngestedWorld
+) -> None:
+    """docs/running.md's recipe for a large export: N shards as jobs of Hydra's submitit
+    launcher (here its local executor, both jobs at once), then one merge; every artifact equals
+    a single ingestion's, byte for byte (the summary's timing aside)."""
+    import json
+    import subprocess
+
+    from tests.helpers import REPO, tiny_chain
+
+    data = f"paths.data_dir={tiny_world.data_dir}"
+    small_parts = "data.ingest.chunk_size=16"  # several parts per shard
+
+    def ingest(out: Path, *extra: str, multirun: bool = False) -> None:
+        chain = tiny_chain(tmp_path, data, f"paths.ingest_dir={out}", small_parts, *extra)
+        cmd = [chain[0], "-m", "pipelines.ingest", *(["-m"] if multirun else []), *chain[3:]]
+        proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+
+    single, sharded = tmp_path / "single", tmp_path / "sharded"
+    ingest(single)
+    ingest(
+        sharded,
+        "hydra/launcher=submitit_local",
+        "hydra.launcher.timeout_min=10",
+        "data.shard=0/2,1/2",
+        "data.merge=false",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        multirun=True,
+    )
+    assert not (sharded / "manifest.parquet").exists()  # the shards only wrote parts
+    assert len(list((sharded / "parts").glob("*"))) > 2
+    ingest(sharded)  # merges
+    files = sorted(p.relative_to(single) for p in single.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(sharded) for p in sharded.rglob("*") if p.is_file())
+    for name in files:
+        if name.name == "ingest_summary.json":
+            a, b = (json.loads((d / name).read_text()) for d in (single, sharded))
+            assert {**a, "seconds": 0} == {**b, "seconds": 0}
+        elif name.name != ".ingest.lock":
+            assert (single / name).read_bytes() == (sharded / name).read_bytes(), name
