@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -23,10 +22,10 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 import medrep
-from medrep.data.locking import exit_with_parent
 from medrep.data.privacy import REDACTED
 from medrep.evaluation.explore import path_record
 from medrep.pretrained import set_offline
+from pipelines.ranks import process_rank
 from pipelines.stages import mark_finished, reusable_outputs, stage_dir, stage_key
 
 log = logging.getLogger("medrep")
@@ -84,59 +83,6 @@ def git_commit() -> str:
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-
-
-def process_rank() -> int:
-    """This process's global rank among the processes of one run: 0 alone, else what the
-    launcher says (torchrun's RANK, SLURM's SLURM_PROCID in a multi-task step, Lightning's
-    subprocess launcher's NODE_RANK and LOCAL_RANK: non-zero when either is)."""
-    env = os.environ
-    if env.get("RANK"):
-        return int(env["RANK"])
-    if env.get("SLURM_PROCID") and int(env.get("SLURM_NTASKS", "1") or 1) > 1:
-        return int(env["SLURM_PROCID"])
-    node, local = int(env.get("NODE_RANK", "0") or 0), int(env.get("LOCAL_RANK", "0") or 0)
-    return local if node == 0 else max(1, node * 1000 + local)
-
-
-def adopt_local_tasks() -> bool:
-    """Under submitit's local executor with several tasks (`hydra/launcher=submitit_local
-    hydra.launcher.tasks_per_node=2`), say which task this is in the variables Lightning and
-    `process_rank` read: each task then runs as one rank of a data-parallel group (Lightning
-    sees processes created outside it and starts none), on a port derived from the job's id so
-    that the tasks agree on it. SLURM jobs need nothing: Lightning reads SLURM's own variables.
-    Returns whether this process is such a task."""
-    env = os.environ
-    tasks = int(env.get("SUBMITIT_LOCAL_NTASKS", "1") or 1)
-    if env.get("SUBMITIT_EXECUTOR") != "local" or tasks < 2:
-        return False
-    local = env.get("SUBMITIT_LOCAL_LOCALID", "0")
-    nodes = int(env.get("SUBMITIT_LOCAL_JOB_NUM_NODES", "1") or 1)
-    job = env.get("SUBMITIT_LOCAL_JOB_ID", "0")
-    env.setdefault("LOCAL_RANK", local)
-    env.setdefault("NODE_RANK", env.get("SUBMITIT_LOCAL_NODEID", "0"))
-    env.setdefault("RANK", env.get("SUBMITIT_LOCAL_GLOBALID", local))
-    env.setdefault("WORLD_SIZE", str(tasks * nodes))
-    env.setdefault("MASTER_ADDR", "127.0.0.1")
-    digest = int(hashlib.sha256(job.encode()).hexdigest(), 16)
-    env.setdefault("MASTER_PORT", str(20000 + digest % 20000))
-    return True
-
-
-def follow_rank_zero() -> bool:
-    """In a process that Lightning's subprocess launcher started for a non-zero rank, ask the
-    kernel to end it when rank 0's process dies (rank 0 killed or crashed in pretraining would
-    otherwise leave it waiting in a collective until gloo's or NCCL's timeout). torchrun's agent
-    and SLURM stop their own tasks; returns whether the request was made."""
-    env = os.environ
-    launched_by_lightning = (
-        int(env.get("LOCAL_RANK", "0") or 0) > 0
-        and not env.get("RANK")
-        and not (env.get("SLURM_PROCID") and int(env.get("SLURM_NTASKS", "1") or 1) > 1)
-    )
-    if launched_by_lightning:
-        exit_with_parent(os.getppid())
-    return launched_by_lightning
 
 
 def record_stage(cfg: DictConfig, stage: str, outputs: dict[str, Any], seconds: float) -> None:

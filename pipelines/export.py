@@ -21,6 +21,7 @@ from medrep.evaluation.export import (
     export_prompts,
     raw_pixel_features,
 )
+from medrep.models.module import ContrastivePretrainer
 from medrep.models.serialization import encoder_arch
 from medrep.pretrained import load_tokenizer
 from pipelines.common import plain, timed_stage
@@ -43,21 +44,35 @@ def image_exporter(cfg: DictConfig, model_cfg: DictConfig, meta: dict[str, Any])
     )
 
 
-def run_export(cfg: DictConfig) -> dict[str, Any]:
-    module, model_cfg = load_model(cfg.paths.pretrain_dir)
-    exporter = image_exporter(cfg, model_cfg, {"model_dir": str(cfg.paths.pretrain_dir)})
+def export_images(
+    cfg: DictConfig,
+    module: ContrastivePretrainer,
+    model_cfg: DictConfig,
+    exporter: ImageExporter,
+    tokenizer: Any,
+) -> dict[str, int]:
+    """Every image of `exporter`'s rows through the pretrained model (with its reports), the
+    same encoder at random initialisation, and raw pixels; image counts per split."""
     image_cfg = model_cfg.model.module.image_encoder
     arch = encoder_arch(plain(image_cfg))
-    tokenizer = load_tokenizer(model_cfg.model.module.text_encoder.model_path)
-    max_length, method = int(model_cfg.data.text.max_length), str(cfg.method)
+    max_length = int(model_cfg.data.text.max_length)
     # the random-init baseline: the same architecture, fresh weights from the run's seed (never
     # the weights file the pretraining may have started from)
     torch.manual_seed(int(cfg.seed))
     random_encoder = instantiate(image_cfg, **no_weights(model_cfg))
-    counts = export_pretrained(exporter, method, module, arch, tokenizer, max_length)
+    counts = export_pretrained(exporter, str(cfg.method), module, arch, tokenizer, max_length)
     exporter.encoder("random_init", random_encoder, arch)
     side = int(cfg.eval.raw_pixels_side)
     exporter.images("raw_pixels", raw_pixel_features(side), lambda rows: {})
+    return counts
+
+
+def run_export(cfg: DictConfig) -> dict[str, Any]:
+    module, model_cfg = load_model(cfg.paths.pretrain_dir)
+    exporter = image_exporter(cfg, model_cfg, {"model_dir": str(cfg.paths.pretrain_dir)})
+    tokenizer = load_tokenizer(model_cfg.model.module.text_encoder.model_path)
+    max_length, method = int(model_cfg.data.text.max_length), str(cfg.method)
+    counts = export_images(cfg, module, model_cfg, exporter, tokenizer)
     export_prompts(
         exporter.out_root / method,
         lambda texts: encode_texts(

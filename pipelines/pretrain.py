@@ -11,7 +11,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from medrep.models.serialization import MODEL_FILE
-from pipelines.common import adopt_local_tasks, follow_rank_zero, timed_stage
+from pipelines.common import timed_stage
+from pipelines.ranks import join_run
 from pipelines.training import build_module, fit, save_model, select_export
 
 
@@ -40,9 +41,9 @@ def run_pretrain(cfg: DictConfig) -> dict[str, Any]:
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    adopt_local_tasks()  # submitit's local executor with several tasks: one rank each
-    follow_rank_zero()  # a rank Lightning's launcher started ends with rank 0
-    timed_stage("pretrain", run_pretrain, cfg)
+    # ranks, and a failure in one ends the others (pipelines/ranks.py)
+    with join_run(cfg.paths.run_dir) as failures, failures.during("pretrain"):
+        timed_stage("pretrain", run_pretrain, cfg)
 
 
 if __name__ == "__main__":

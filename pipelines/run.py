@@ -13,18 +13,12 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from pipelines.common import (
-    Terminated,
-    adopt_local_tasks,
-    follow_rank_zero,
-    process_rank,
-    stopped_by_sigterm,
-    timed_stage,
-)
+from pipelines.common import Terminated, stopped_by_sigterm, timed_stage
 from pipelines.evaluate import run_evaluate
 from pipelines.export import run_export
 from pipelines.ingest import run_ingest
 from pipelines.pretrain import run_pretrain
+from pipelines.ranks import join_run
 
 Stage = Callable[[DictConfig], dict[str, Any]]
 STAGES: dict[str, Stage] = {
@@ -64,19 +58,23 @@ def run_chain(cfg: DictConfig, stages: Mapping[str, Stage] = STAGES) -> dict[str
     unknown = [s for s in cfg.stages if s not in stages]
     if unknown:
         raise ValueError(f"unknown stage(s) {unknown}; choose from {list(stages)}")
-    adopt_local_tasks()  # submitit's local executor with several tasks: one rank each
-    rank = process_rank()
-    # a rank Lightning's launcher started ends with rank 0 (torchrun and SLURM stop their own)
-    follow_rank_zero()
-    chosen = [str(s) for s in cfg.stages if rank == 0 or str(s) not in RANK_ZERO_ONLY]
-    if len(chosen) < len(cfg.stages):
-        print(f"[chain] rank {rank}: runs {chosen}; rank 0 runs the rest", flush=True)
-    try:
-        outputs = {s: timed_stage(s, stages[s], cfg) for s in chosen}
-    except Terminated:  # between two stages (inside one, timed_stage says which)
-        stopped_by_sigterm("chain")
+    # submitit's local tasks become ranks; a rank Lightning's launcher started ends with rank 0;
+    # a stage failing in any rank ends the others (pipelines/ranks.py)
+    with join_run(cfg.paths.run_dir) as failures:
+        rank = failures.rank
+        chosen = [str(s) for s in cfg.stages if rank == 0 or str(s) not in RANK_ZERO_ONLY]
+        if len(chosen) < len(cfg.stages):
+            print(f"[chain] rank {rank}: runs {chosen}; rank 0 runs the rest", flush=True)
+        outputs: dict[str, dict[str, Any]] = {}
+        try:
+            for stage in chosen:
+                with failures.during(stage):
+                    outputs[stage] = timed_stage(stage, stages[stage], cfg)
+        except Terminated:  # between two stages (inside one, timed_stage says which)
+            stopped_by_sigterm("chain")
     if rank != 0:
         return outputs
+    failures.clear()
     print("\nArtifacts:")
     for label, (key, inside) in ARTIFACTS.items():
         path = Path(cfg.paths[key]) / inside

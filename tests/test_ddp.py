@@ -286,7 +286,7 @@ def test_the_chain_under_the_submitit_local_launcher_with_two_tasks(
     tmp_path: Path, tiny_world: IngestedWorld
 ) -> None:
     """hydra-submitit-launcher's local executor starts two tasks of one job, as a SLURM step
-    with two tasks would: each is one rank (pipelines.common.adopt_local_tasks), rank 1 ingests
+    with two tasks would: each is one rank (pipelines.ranks.adopt_local_tasks), rank 1 ingests
     and pretrains, rank 0 also exports, evaluates and writes the run record."""
     import json
     import subprocess
@@ -360,3 +360,45 @@ def test_sharded_ingestion_over_two_submitit_jobs_equals_one_ingestion_byte_for_
             assert {**a, "seconds": 0} == {**b, "seconds": 0}
         elif name.name != ".ingest.lock":
             assert (single / name).read_bytes() == (sharded / name).read_bytes(), name
+
+
+@pytest.mark.slow  # the tiny chain under each launcher with two processes, rank 1 failing
+@pytest.mark.parametrize("launcher", ["lightning", "torchrun", "submitit_local"])
+def test_a_failure_in_rank_one_stops_every_rank(
+    tmp_path: Path, tiny_world: IngestedWorld, launcher: str
+) -> None:
+    """Rank 1 raises in pretraining (tests/faults.py) while rank 0 goes on into the next
+    collective: every rank ends, soon (not at gloo's 30-minute timeout), the command exits
+    non-zero, the failure is named once, and no later stage runs. Under submitit's local
+    executor, which waits for every task, only the run's own watch (pipelines/ranks.py) ends
+    rank 0."""
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO, tiny_chain
+
+    run_dir = tmp_path / "run"
+    fault = "+callbacks.fault._target_=tests.faults.FailInRank"
+    chain = tiny_chain(
+        tmp_path, *tiny_world.overrides(), "trainer=ddp_cpu", "trainer.max_epochs=50", fault
+    )
+    if launcher == "lightning":
+        cmd = [*chain, f"hydra.run.dir={run_dir}"]
+    elif launcher == "torchrun":
+        torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2"]
+        cmd = [*torchrun, "--master_port=29518", *chain[1:], f"hydra.run.dir={run_dir}"]
+    else:
+        local = ["hydra/launcher=submitit_local", "hydra.launcher.tasks_per_node=2"]
+        cmd = [*chain[:3], "-m", *chain[3:], *local, f"hydra.sweep.dir={run_dir}"]
+    # no timeout_min: a rank left waiting would hold the job for gloo's 30 minutes
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    output = proc.stdout + proc.stderr
+    output += "\n".join(p.read_text(errors="replace") for p in sorted(run_dir.rglob("*.out")))
+    output += "\n".join(p.read_text(errors="replace") for p in sorted(run_dir.rglob("*.err")))
+    assert proc.returncode != 0, output[-3000:]
+    assert "Traceback" in output and "tests/faults.py" in output, output[-3000:]
+    failed = "[chain] rank 1 failed in pretrain (RuntimeError: planted failure in rank 1"
+    assert output.count(failed) == 1, output[-3000:]
+    assert "[export]" not in output and "[evaluate]" not in output
+    if launcher == "submitit_local":
+        assert "[chain] rank 0 stops: rank 1 failed in pretrain (RuntimeError)" in output
