@@ -38,6 +38,23 @@ def test_image_encoder_pools_to_its_out_dim(depth: int, width: int, out_dim: int
     assert encoder(torch.randn(2, 1, 32, 32)).shape == (2, out_dim)
 
 
+def test_a_pool_grid_keeps_where_a_feature_fired() -> None:
+    """pool_grid=2: the last map's four quadrants side by side (4x the features, the same
+    weights); their mean is global average pooling's output."""
+    torch.manual_seed(0)
+    pooled = ImageEncoder(depth=10, base_width=4)
+    grid = ImageEncoder(depth=10, base_width=4, pool_grid=2)
+    grid.net.load_state_dict(pooled.net.state_dict())
+    x = torch.randn(2, 1, 32, 32)
+    with torch.no_grad():
+        out = grid.eval()(x)
+        assert grid.out_dim == 4 * pooled.out_dim and out.shape == (2, grid.out_dim)
+        quadrants = out.view(2, pooled.out_dim, 4)
+        torch.testing.assert_close(quadrants.mean(-1), pooled.eval()(x))
+    with pytest.raises(ValueError, match="pool_grid"):
+        ImageEncoder(depth=10, base_width=4, pool_grid=0)
+
+
 def test_image_encoder_loads_a_local_state_dict(tmp_path: Path) -> None:
     torch.manual_seed(0)
     source = ImageEncoder(depth=10, base_width=4)

@@ -100,6 +100,9 @@ class ImageEncoder(nn.Module):
             small images use it).
         bias_downsample: a bias in the shortcut convolutions (MONAI's default; torchvision's
             ResNets have none).
+        pool_grid: the last feature map average-pooled to a pool_grid x pool_grid grid and
+            flattened (1: global average pooling, the standard ResNet). A grid keeps where in
+            the image a feature fired (out_dim grows by pool_grid**2); it changes no weight.
     """
 
     def __init__(
@@ -111,8 +114,11 @@ class ImageEncoder(nn.Module):
         weights_format: str = "monai",
         conv1_stride: int = 1,
         bias_downsample: bool = True,
+        pool_grid: int = 1,
     ) -> None:
         super().__init__()
+        if pool_grid < 1:
+            raise ValueError(f"pool_grid must be >= 1, got {pool_grid}")
         if depth not in RESNET_LAYOUTS:
             raise ValueError(f"ResNet depth must be one of {sorted(RESNET_LAYOUTS)}, got {depth}")
         if weights_format not in WEIGHT_FORMATS:
@@ -131,7 +137,9 @@ class ImageEncoder(nn.Module):
             feed_forward=False,
             bias_downsample=bias_downsample,
         )
-        self.out_dim = widths[-1] * (4 if block == "bottleneck" else 1)
+        self.out_dim = widths[-1] * (4 if block == "bottleneck" else 1) * pool_grid**2
+        if pool_grid > 1:
+            self.net.avgpool = nn.AdaptiveAvgPool2d(pool_grid)
         if weights_path:
             self.load_weights(resolve_model_path(weights_path), weights_format)
 
