@@ -74,7 +74,8 @@ def export_shard(run: Path, out: Path, shard: int, shards: int, threads: int) ->
     export_images(cfg, module, model_cfg, exporter, tokenizer)
 
 
-def _command(run: Path, out: Path, shard: int, shards: int, threads: int) -> list[str]:
+def worker_command(run: Path, out: Path, shard: int, shards: int, threads: int) -> list[str]:
+    """The command of one export process: this script in worker mode, on one shard."""
     return [
         sys.executable,
         "-m",
@@ -91,19 +92,15 @@ def _command(run: Path, out: Path, shard: int, shards: int, threads: int) -> lis
 
 
 def gather(parts: list[Path], out: Path) -> None:
-    """The shards' files as one export: each split's rows interleaved back into their order."""
+    """The shards' files as one export: each split's rows joined and put in image-key order
+    (the order `paired_rows` gives rank 0's export)."""
     for method_dir in sorted(p for p in parts[0].iterdir() if p.is_dir()):
         method = method_dir.name
         for split in SPLITS:
             pieces = [load_embeddings(part / method / f"{split}.npz") for part in parts]
-            n = sum(len(p["image_key"]) for p in pieces)
-            arrays = {}
-            for key in pieces[0]:
-                first = pieces[0][key]
-                full = np.empty((n, *first.shape[1:]), dtype=first.dtype)
-                for i, piece in enumerate(pieces):
-                    full[i :: len(pieces)] = piece[key]
-                arrays[key] = full
+            joined = {key: np.concatenate([p[key] for p in pieces]) for key in pieces[0]}
+            order = np.argsort(joined["image_key"], kind="stable")
+            arrays = {key: values[order] for key, values in joined.items()}
             meta = (method_dir / f"{split}.meta.json").read_text()
             save_embeddings(out / method / f"{split}.npz", arrays, {"gathered": meta})
         for extra in method_dir.glob("encoder.*"):  # the same weights in every shard
@@ -114,11 +111,11 @@ def timed(run: Path, out: Path, shards: int) -> float:
     """Seconds from starting the processes to the full export written."""
     start = time.perf_counter()
     if shards == 1:
-        subprocess.run(_command(run, out, 0, 1, 2), cwd=REPO, check=True)
+        subprocess.run(worker_command(run, out, 0, 1, 2), cwd=REPO, check=True)
         return time.perf_counter() - start
     parts = [out.with_name(f"{out.name}_part{i}") for i in range(shards)]
     procs = [
-        subprocess.Popen(_command(run, part, i, shards, 1), cwd=REPO)
+        subprocess.Popen(worker_command(run, part, i, shards, 1), cwd=REPO)
         for i, part in enumerate(parts)
     ]
     if any(p.wait() != 0 for p in procs):

@@ -25,7 +25,7 @@ import medrep
 from medrep.data.privacy import REDACTED
 from medrep.evaluation.explore import path_record
 from medrep.pretrained import set_offline
-from pipelines.ranks import process_rank
+from pipelines.ranks import TERMINATED_STATUS, process_rank
 from pipelines.stages import mark_finished, reusable_outputs, stage_dir, stage_key
 
 log = logging.getLogger("medrep")
@@ -35,8 +35,6 @@ CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 # before Hydra composes the config
 # (cached: a sweep's jobs copy the launcher's resolver cache, so they agree on its folders)
 OmegaConf.register_new_resolver("pid", os.getpid, replace=True, use_cache=True)
-# the exit status of a stage stopped by SIGTERM (128 + the signal, as a shell reports it)
-TERMINATED_STATUS = 128 + signal.SIGTERM
 SECRET_KEY = "data.ingest.secret.secret"
 
 

@@ -5,8 +5,8 @@ Several processes run one chain under Lightning's subprocess launcher (`trainer=
 (`process_rank`); `pipelines/run.py` says which stages each rank runs. When a stage fails in one
 rank, the others must not wait for it in a collective (gloo's and NCCL's timeout is 30 minutes)
 or at a barrier: `RankFailures` writes the failure into the run folder, which every rank shares,
-and a thread in every other rank ends its process with one message naming the failed rank and
-stage. The launchers' own mechanisms (Lightning's child-process observer, torchrun's agent) stop
+and a thread in every other rank of the same launch (`launch_token`) ends its process with one
+message naming the failed rank and stage. The launchers' own mechanisms (Lightning's child-process observer, torchrun's agent) stop
 the ranks they started too; submitit's local executor waits for every task, and SLURM's `srun`
 only ends a step's other tasks when `--kill-on-bad-exit` is set: there this watch is what stops
 them.
@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import signal
 import sys
 import threading
-import time
 import traceback
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,9 +33,11 @@ from medrep.data.locking import exit_with_parent
 FAILURES_DIR = ".rank_failures"
 # the exit status of a rank ended because another one failed
 PEER_FAILED_STATUS = 1
-# a note older than this process by more than this is a previous run's (ranks of one run start
-# within seconds of each other; under Lightning's launcher the others start later than rank 0)
-STALE_S = 30.0
+# the variable through which rank 0 passes its launch token to the ranks Lightning's launcher
+# starts (they inherit its environment)
+TOKEN_VAR = "MEDREP_LAUNCH_TOKEN"
+# the exit status of a process stopped by SIGTERM (128 + the signal, as a shell reports it)
+TERMINATED_STATUS = 128 + signal.SIGTERM
 
 
 def process_rank() -> int:
@@ -91,43 +95,76 @@ def follow_rank_zero() -> bool:
 
 def world_size() -> int:
     """How many processes run this chain, as far as the launcher has said so far (Lightning's
-    launcher sets WORLD_SIZE in rank 0 only when pretraining starts)."""
-    return int(os.environ.get("WORLD_SIZE", "1") or 1)
+    launcher sets WORLD_SIZE in rank 0 only when pretraining starts; SLURM says SLURM_NTASKS)."""
+    env = os.environ
+    if env.get("WORLD_SIZE"):
+        return int(env["WORLD_SIZE"])
+    if env.get("SLURM_PROCID"):
+        return int(env.get("SLURM_NTASKS", "1") or 1)
+    return 1
+
+
+def launch_token() -> str:
+    """What the ranks of one launch share and no other launch does (a re-run in the same folder,
+    a torchrun restart, a requeued SLURM job): the notes of other launches are not this one's."""
+    env = os.environ
+    if env.get(TOKEN_VAR):
+        return env[TOKEN_VAR]
+    if env.get("SLURM_JOB_ID") and env.get("SLURM_PROCID"):
+        parts = ("SLURM_JOB_ID", "SLURM_STEP_ID", "SLURM_RESTART_COUNT")
+        return "slurm:" + ":".join(env.get(k, "") for k in parts)
+    if env.get("SUBMITIT_LOCAL_JOB_ID"):
+        return f"submitit:{env['SUBMITIT_LOCAL_JOB_ID']}"
+    if env.get("TORCHELASTIC_RESTART_COUNT") is not None and env.get("LOCAL_RANK"):
+        restart = env["TORCHELASTIC_RESTART_COUNT"]
+        run_id = env.get("TORCHELASTIC_RUN_ID", "none")
+        # without a rendezvous id (one node), the agent that started every worker names it
+        agent = run_id if run_id not in ("", "none") else f"agent{os.getppid()}"
+        return f"torchrun:{agent}:{restart}"
+    # alone, or rank 0 under Lightning's launcher: a fresh token its ranks will inherit
+    env[TOKEN_VAR] = uuid.uuid4().hex
+    return env[TOKEN_VAR]
 
 
 class RankFailures:
     """The failure notes of one run's ranks in `<run folder>/.rank_failures/`.
 
     `report` is called by the rank whose stage raised (`during` does it); inside `with` a daemon
-    thread ends this process (status 1) when another rank of the same run has reported. Notes name the
-    exception's type only: its message may hold a file name from a site's export, and the
-    traceback is in the failed rank's own output.
+    thread ends this process (status 1) when another rank of the same launch has reported.
+    Notes name the exception's type only: its message may hold a file name from a site's export,
+    and the traceback is in the failed rank's own output. A stop asked from outside (SIGTERM,
+    Ctrl-C) is no failure: every rank gets it and unwinds by itself.
     """
 
     def __init__(self, run_dir: Path, rank: int, poll_s: float = 1.0) -> None:
         self.folder = Path(run_dir) / FAILURES_DIR
         self.rank = rank
         self.poll_s = poll_s
-        self.started = time.time()
+        self.token = launch_token()
         self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        # this rank's note of an earlier launch would read as a failure of this one
+        (self.folder / f"rank{rank}.json").unlink(missing_ok=True)
 
     def report(self, stage: str, exc: BaseException) -> None:
         """Say what failed (with the traceback, before any other rank can end this one), then
         leave this rank's note (atomically) for the others."""
         error = type(exc).__name__
-        if isinstance(exc, SystemExit):
-            error = f"exit status {exc.code}"
+        if isinstance(exc, SystemExit):  # its code may be a message: only a number is kept
+            error = f"exit status {exc.code}" if isinstance(exc.code, int) else error
         if self.rank != 0 or world_size() > 1:
             # printed here: a rank that Lightning's launcher started dies with rank 0, which may
             # stop as soon as the note exists, and Hydra's submitit launcher keeps a task's
             # exception in its result and reads task 0's alone
-            said = f"{error}: {exc}" if not isinstance(exc, SystemExit) else error
-            message = f"[chain] rank {self.rank} failed in {stage} ({said}); the other ranks stop"
-            print(message, file=sys.stderr)
+            said = error if isinstance(exc, SystemExit) else f"{error}: {exc}"
+            print(
+                f"[chain] rank {self.rank} failed in {stage} ({said}); the other ranks stop",
+                file=sys.stderr,
+            )
             if not isinstance(exc, SystemExit):
                 traceback.print_exception(exc)
             sys.stderr.flush()
-        note = {"rank": self.rank, "stage": stage, "error": error, "time": time.time()}
+        note = {"rank": self.rank, "stage": stage, "error": error, "token": self.token}
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / f"rank{self.rank}.json"
         tmp = path.with_suffix(f".tmp{os.getpid()}")
@@ -135,60 +172,72 @@ class RankFailures:
         tmp.replace(path)
 
     def failed_peer(self) -> dict[str, object] | None:
-        """Another rank's note written during this run, or None."""
+        """Another rank's note written during this launch, or None."""
         if not self.folder.is_dir():
             return None
         for path in sorted(self.folder.glob("rank*.json")):
             try:
-                fresh = path.stat().st_mtime >= self.started - STALE_S
-                note = json.loads(path.read_text()) if fresh else None
+                note = json.loads(path.read_text())
             except (OSError, ValueError):  # removed or being replaced: read it next time
                 continue
-            if note is not None and note.get("rank") != self.rank:
-                return note
+            if note.get("token") == self.token and note.get("rank") != self.rank:
+                return dict(note)
         return None
-
-    def __enter__(self) -> RankFailures:
-        """Watch for other ranks' failures until the block ends: a daemon thread ends this
-        process when one fails (it may be blocked in a collective, where no signal handler runs:
-        the thread exits the process itself)."""
-        self._stop.clear()
-        threading.Thread(target=self._watch, name="rank-failures", daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-
-    def _watch(self) -> None:
-        while not self._stop.is_set():
-            note = self.failed_peer()
-            if note is not None:
-                print(
-                    f"[chain] rank {self.rank} stops: rank {note['rank']} failed in "
-                    f"{note['stage']} ({note['error']}); its output has the traceback",
-                    file=sys.stderr,
-                    flush=True,
-                )
-                os._exit(PEER_FAILED_STATUS)
-            self._stop.wait(self.poll_s)
-
-    def clear(self) -> None:
-        """Remove the notes of earlier runs in this folder (rank 0, once the chain succeeded)."""
-        for path in self.folder.glob("rank*.json") if self.folder.is_dir() else ():
-            path.unlink(missing_ok=True)
-        if self.folder.is_dir() and not any(self.folder.iterdir()):
-            self.folder.rmdir()
 
     @contextmanager
     def during(self, stage: str) -> Iterator[None]:
         """Report a failure of `stage` in this rank (an exception, or an exit with a non-zero
-        status such as SIGTERM's 143), then let it propagate."""
+        status other than SIGTERM's), then let it propagate."""
         try:
             yield
         except BaseException as exc:
-            if not (isinstance(exc, SystemExit) and exc.code in (0, None)):
+            self._stop.set()  # failing already: no other rank's note ends it mid-report
+            stopped = isinstance(exc, KeyboardInterrupt) or (
+                isinstance(exc, SystemExit) and exc.code in (0, None, TERMINATED_STATUS)
+            )
+            if not stopped:
                 self.report(stage, exc)
             raise
+
+    def __enter__(self) -> RankFailures:
+        """Watch for other ranks' failures until the block ends: a daemon thread ends this
+        process when one fails (it may be blocked in a collective, where no signal handler runs:
+        the thread exits the process itself). A process alone (one rank, no launcher) is never
+        ended: an in-process caller (a test, a notebook) keeps its interpreter."""
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._watch, name="rank-failures", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.poll_s):
+            if self.rank == 0 and world_size() == 1:
+                continue  # alone so far (Lightning's launcher says WORLD_SIZE when it starts)
+            note = self.failed_peer()
+            if note is None or self._stop.is_set():
+                continue
+            print(
+                f"[chain] rank {self.rank} stops: rank {note['rank']} failed in {note['stage']} "
+                f"({note['error']}); its output has the traceback",
+                file=sys.stderr,
+            )
+            for stream in (sys.stdout, sys.stderr):
+                stream.flush()
+            for handler in logging.getLogger().handlers:
+                handler.flush()
+            os._exit(PEER_FAILED_STATUS)
+
+    def clear(self) -> None:
+        """Remove every note in this folder (rank 0, once the chain succeeded)."""
+        for path in self.folder.glob("rank*.json") if self.folder.is_dir() else ():
+            path.unlink(missing_ok=True)
+        if self.folder.is_dir() and not any(self.folder.iterdir()):
+            self.folder.rmdir()
 
 
 def join_run(run_dir: Path | str) -> RankFailures:
