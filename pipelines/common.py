@@ -18,6 +18,7 @@ from types import FrameType
 from typing import Any, NoReturn
 
 import torch
+import yaml
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
@@ -162,6 +163,30 @@ def _without_secret(node: Any, secret: str) -> Any:
     return node
 
 
+def redact_file(path: Path, secret: str, attempts: int = 50, wait_s: float = 0.1) -> bool:
+    """Replace the secret in one saved YAML config (atomically); whether it held it.
+
+    Several processes of one run (torchrun, SLURM tasks) share the run folder and Hydra writes
+    `.hydra/*.yaml` in each of them: a file another process is writing half-parses, so it is
+    read again until it parses (a few seconds at most)."""
+    for attempt in range(attempts):
+        text = path.read_text()
+        if secret not in text:
+            return False
+        try:
+            data = OmegaConf.to_container(OmegaConf.create(text), resolve=False)
+        except yaml.YAMLError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(wait_s)
+            continue
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        OmegaConf.save(OmegaConf.create(_without_secret(data, secret)), tmp)
+        tmp.replace(path)
+        return True
+    return False
+
+
 def redact_written_configs(cfg: DictConfig) -> None:
     """Remove a literal secret from the configs Hydra wrote for this run (`.hydra/*.yaml`, and
     a sweep's `multirun.yaml`): a secret given as `data.ingest.secret.secret=...` would stay
@@ -183,11 +208,7 @@ def redact_written_configs(cfg: DictConfig) -> None:
     found = False
     for folder in written:
         for path in folder.glob("*.yaml") if folder.is_dir() else ():
-            if secret not in path.read_text():
-                continue
-            data = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
-            OmegaConf.save(OmegaConf.create(_without_secret(data, secret)), path)
-            found = True
+            found = redact_file(path, secret) or found
     if found and "synthetic" not in str(OmegaConf.select(cfg, "data.name", default="")):
         log.warning(
             "the pseudonymisation secret was given in the config; it is redacted from the run's "

@@ -377,6 +377,25 @@ def test_a_short_secret_is_redacted_without_touching_the_rest(tmp_path: Path) ->
     }
 
 
+def test_a_config_another_rank_is_still_writing_is_redacted_once_written(tmp_path: Path) -> None:
+    """Under torchrun every rank's Hydra writes `.hydra/config.yaml` in the shared run folder: a
+    rank reading it mid-write used to fail on the half file (a fresh clone's make test hit it).
+    The file is read again until it parses; the redacted copy replaces it atomically."""
+    import threading
+
+    from pipelines.common import redact_file
+
+    whole = "data:\n  ingest:\n    secret:\n      secret: hunter2\n  name: x\nseed: 0\n"
+    path = tmp_path / "config.yaml"
+    path.write_text(whole[: whole.index("  name")] + "  name: [x, \n")  # cut mid-write
+    threading.Timer(0.3, path.write_text, args=(whole,)).start()
+    assert redact_file(path, "hunter2", wait_s=0.05)
+    text = path.read_text()
+    assert "hunter2" not in text and "<redacted>" in text and "name: x" in text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml"]  # no temporary left
+    assert not redact_file(path, "hunter2")  # nothing left to redact
+
+
 def test_a_redacted_secret_is_refused_not_used() -> None:
     from medrep.data.privacy import resolve_secret
 
