@@ -28,6 +28,8 @@ lint: install
 # two test processes, one per core of the 2-core machine: many tests wait on subprocesses
 # (Python and torch start-up, DDP launchers). Measured in fresh clones on 2026-12-07: pytest
 # 739 s in one process, 526 s in two; make test from a fresh clone 1039 s -> 833 s.
+# With the rank-failure tests under three launchers (evening): pytest 608 s, make test 865 s,
+# close to the 15-minute budget.
 # TEST_WORKERS=0 runs the suite in one process
 TEST_WORKERS ?= 2
 test: lint
