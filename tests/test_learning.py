@@ -1,30 +1,40 @@
 """A test that fails when pretraining learns nothing (issue 14).
 
 The demo's recipe (`model=convirt_cpu`, `loss=convirt`, the pretrained MiniLM text tower) on a
-small, easy synthetic world (300 patients, difficulty 0, 32 px, 20 epochs; 7 minutes on 2
-cores shared with another job, less alone): the validation loss must fall, and the pretrained
-encoder's linear probe at 100% of the labels must beat the random-init encoder's, judged
-one-sided on the paired bootstrap like the demo's claims. The test split is large (40% of the patients) so that the
-interval is tight; training sees only the training split, so this costs little.
+small, easy synthetic world (300 patients, difficulty 0, 32 px, 20 epochs; under a minute on 2
+idle cores): the validation loss must fall, and prompts that no training report contains must
+find the images of their finding among the test studies above chance (text->image P@10, the
+lower end of its 95% interval above the chance rate). The test split is large (40% of the
+patients) so that the interval is tight; training sees only the training split.
 
-Checked by hand on 2026-12-07 (`pytest tests/test_learning.py -p constloss`, a plugin replacing
-`medrep.models.losses.convirt_loss` with `image.sum() * 0 + 1` for every term): both tests
-fail. The validation loss is 1.0 at every epoch (early stopping ends the run after 11), and the
-probe is 0.621 against random init's 0.647 (difference -0.025, one-sided bound -0.064, `not
-shown`; the encoder is not random init's exactly, as Adam's weight decay still moves it). With
-the real loss: val/loss 3.362 -> 3.194, probe 0.710 against 0.647 (difference +0.063, bound
-+0.025, `shown`). With the frozen MiniLM's features cached (no dropout; `text_encoder.cache_size`,
-the demo's default since the same day): val/loss 3.343 -> 3.230 (lowest), probe 0.696 against
-0.647 (difference +0.049, bound +0.009, `shown`); raw pixels 0.803.
+Why retrieval and not the linear probe against random init (what this test asserted until
+2026-12-08): the probe claim is not stable on this world. Measured on 2026-12-08 (AMD EPYC VM,
+`pipelines.run_chain` with `LEARNING_WORLD` plus `seed=<s>`), ConVIRT's probe against random
+init's at 100% labels:
 
-What is not asserted yet: that the pretrained encoder also beats a probe on the raw pixels. On
+| pretraining seed | ConVIRT | random init | difference [one-sided bound] | text->image P@10 [95% CI] (chance 0.204) |
+|---|---|---|---|---|
+| 0 | 0.644 | 0.647 | -0.003 [-0.041] | 0.462 [0.357, 0.562] |
+| 1 | 0.715 | 0.712 | +0.004 [-0.033] | 0.386 [0.243, 0.524] |
+| 2 | 0.692 | 0.665 | +0.026 [-0.022] | 0.362 [0.243, 0.471] |
+| 0, the loss replaced by a constant | 0.615 | 0.647 | -0.032 [-0.074] | 0.210 [0.148, 0.276] |
+
+On the VM of 2026-12-07 seed 0 gave 0.696 against 0.647 (bound +0.009, `shown`); on this one the
+same code gives 0.644: another CPU's arithmetic moves a 20-epoch run that much. Random init's own
+probe spans 0.647-0.712 over seeds. Neither the duplicate-aware loss (+0.042, +0.005, +0.027;
+shown at seed 0 only) nor twice the patients (+0.096, +0.020, -0.033) made the claim hold on
+every seed. Text->image retrieval separates a pretraining that learned from one that did not on
+every seed, so it is what this test asserts; that the encoder transfers better than random
+init is a claim for the recipe study's 3-seed tables (docs/recipe.md), not for a one-seed test.
+
+What is not asserted either: that the pretrained encoder beats a probe on the raw pixels. On
 no world tried does this recipe do so within a test's budget (raw pixels against ConVIRT, 100%
 labels, 200 patients, 15 epochs: difficulty 0: 0.796 / 0.701; 0.5: 0.702 / 0.607; 1.0: 0.592 /
 0.515; full reports as the text view at 0.5: 0.702 / 0.488; learning rate 3e-3 at difficulty
-0: 0.796 / 0.578; this test's world: 0.803 / 0.710), nor on the demo world at the demo's budget
-(docs/evaluation.md). `test_pretraining_beats_raw_pixels` states it as a strict expected
-failure: the day a recipe wins (the recipe study, issue 15), it passes, strict mode turns that
-into a failure, and the marker must go.
+0: 0.796 / 0.578; this test's world: 0.803 against the table's 0.644-0.715), nor on the demo
+world at the demo's budget (docs/evaluation.md). `test_pretraining_beats_raw_pixels` states it
+as a strict expected failure: the day a recipe wins (the recipe study, issue 15), it passes,
+strict mode turns that into a failure, and the marker must go.
 """
 
 from __future__ import annotations
@@ -63,7 +73,13 @@ def learned(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     run_chain(cfg)
     metrics = pd.read_csv(next(Path(cfg.paths.pretrain_dir).glob("logs/*/metrics.csv")))
     claims = pd.read_csv(Path(cfg.paths.eval_dir) / "claims.csv").set_index("claim")
-    return {"val_loss": metrics["val/loss"].dropna().tolist(), "claims": claims}
+    results = pd.read_csv(Path(cfg.paths.eval_dir) / "results.csv")
+    text_to_image = results[(results["method"] == "convirt") & (results["task"] == "text_to_image")]
+    return {
+        "val_loss": metrics["val/loss"].dropna().tolist(),
+        "claims": claims,
+        "text_to_image": text_to_image.set_index("metric"),
+    }
 
 
 @pytest.mark.slow
@@ -74,9 +90,11 @@ def test_pretraining_lowers_the_validation_loss(learned: dict[str, Any]) -> None
 
 
 @pytest.mark.slow
-def test_pretrained_probe_beats_random_init(learned: dict[str, Any]) -> None:
-    claim = learned["claims"].loc["convirt@1 > random_init@1"]
-    assert claim["verdict"] == "shown", claim.to_dict()
+def test_unseen_prompts_retrieve_their_images_above_chance(learned: dict[str, Any]) -> None:
+    rows = learned["text_to_image"]
+    assert rows.loc["n_queries", "value"] >= 10
+    p10, chance = rows.loc["P@10"], rows.loc["P@10_chance", "value"]
+    assert p10["ci_low"] > chance, (p10.to_dict(), chance)
 
 
 @pytest.mark.slow
