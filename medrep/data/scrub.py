@@ -77,6 +77,18 @@ DEFAULT_TITLES: tuple[str, ...] = (
     "Sr",
     "Sister",
     "Mx",
+    "MRS",
+    "Mme",
+    "MME",
+    "Mlle",
+    "Mdm",
+    "MDM",
+    "Sra.",
+    "SRA.",
+    "Sra",
+    "Srta.",
+    "Herr",
+    "Frau",
 )
 # Credentials after a person's name ("Jane Doe, MD").
 DEFAULT_CREDENTIALS: tuple[str, ...] = (
@@ -197,6 +209,10 @@ DEFAULT_PHONE_CUES: tuple[str, ...] = (
     "bleep",
     "mobile",
     "contact number",
+    "contact no",
+    "blp",
+    "local",
+    "switchboard",
     "ring",
     "ph",
     "mob",
@@ -232,6 +248,17 @@ _YEAR = r"(?:19|20)\d{2}"
 _DAY = r"(?:[12]\d|3[01]|0?[1-9])(?i:st|nd|rd|th)?"
 
 _DATE_PATTERNS: tuple[str, ...] = (
+    # a weekday and the date after it, year included, first so that "MON NOV 9" is one date and
+    # not "MON" beside a dated "NOV 9": "Thu 8/3", "Fri, 11/27/15", "Thu 28 Mar", "Wed 20 Sept
+    # 2017", "Friday, February 4, 2011", "Sun 11th" (not "Sat 92%": a day alone needs its suffix)
+    rf"(?i:\b(?:mon|tue|tues|wed|thu|thur|thurs|fri|sat|sun)(?:day)?\b\.?,?\s+)"
+    rf"(?:\d{{1,2}}[/-]\d{{1,2}}(?:[/-](?:\d{{4}}|\d{{2}}))?(?![\d/])"
+    rf"|{_DAY}\s+(?:of\s+)?{_MONTH}(?:,?\s+{_YEAR}\b)?|{_MONTH}\s+{_DAY}\b(?:,?\s+{_YEAR}\b)?"
+    rf"|(?:[12]\d|3[01]|0?[1-9])(?i:st|nd|rd|th)\b)",
+    # a day of the month alone, in a date's place: "on the 16th,", "the 1st inst." (not "on the
+    # 4th rib", "on the 2nd attempt")
+    r"(?i:(?<=\bon the )|(?<=\bthe ))(?:[12]\d|3[01]|0?[1-9])(?i:st|nd|rd|th)"
+    r"(?=\s+(?i:inst)\b|\s*[,;:)]|\.(?!\d)|\s*$)",
     # first, so that "13 February. 3 March" is not read as "February. 3":
     # 14-MAR-2019, 14-Mar-19
     rf"\b{_DAY}-{_MONTH}-(?:{_YEAR}|\d{{2}})\b",
@@ -254,14 +281,9 @@ _DATE_PATTERNS: tuple[str, ...] = (
     r"(?<![\d.])\d{1,2}\.\d{1,2}\.\d{2}(?!\d|\.\d)",
     # "02/1998", "10/2010": a month and a year
     rf"(?<![\d./-])(?:0?[1-9]|1[0-2])[/.-]{_YEAR}(?![\d/-]|\.\d)",
-    # "Thu 8/3", "MON NOV 9", "Thu 28 Mar", "Sun 11th" (not "Sat 92%": a day alone needs its
-    # suffix)
-    rf"(?i:\b(?:mon|tue|tues|wed|thu|thur|thurs|fri|sat|sun)(?:day)?\b\.?,?\s+)"
-    rf"(?:\d{{1,2}}/\d{{1,2}}(?:/\d{{2,4}})?(?![\d/])|{_DAY}\s+(?:of\s+)?{_MONTH}|{_MONTH}\s+{_DAY}\b"
-    rf"|(?:[12]\d|3[01]|0?[1-9])(?i:st|nd|rd|th)\b)",
     # "2005.01.28", "Dec-22", "OCT-21-2008", "26/DEC/2013", "APR '03"
     rf"(?<![\d.]){_YEAR}\.\d{{1,2}}\.\d{{1,2}}(?!\d|\.\d)",
-    rf"\b(?:Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Oct|Nov|Dec|JAN|FEB|MAR|APR|JUN|JUL|AUG|SEP|OCT|NOV|DEC)"
+    rf"\b(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec|JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC)"
     rf"-(?:{_DAY}-)?(?:{_YEAR}|\d{{2}})\b",
     rf"\b{_DAY}/{_MONTH}/(?:{_YEAR}|\d{{2}})\b",
     rf"\b{_MONTH}\s+['’]\d{{2}}\b",
@@ -273,16 +295,28 @@ _DATE_PATTERNS: tuple[str, ...] = (
     r"|(?<=\bauthorised )|(?<=\bauthorized )|(?<=\bverified )|(?<=\bsigned )|(?<=\bof ))"
     r"\d{1,2}/\d{1,2}(?![\d/])",
 )
+# the kinds of street an address names (no "Ct" or "Pl": "3 Prior Ct Findings" is a title-case
+# report); the time rules need them too ("at 2259 Clover Way" is no time)
+_STREET_TYPES = (
+    "Street|St\\.?|Road|Rd\\.?|Avenue|Ave\\.?|Lane|Ln\\.?|Drive|Dr\\.?|Boulevard|Blvd\\.?|Court"
+    "|Terrace|Crescent|Square|Highway|Parkway|Close|Grove|Gardens|Mews|Row|Walk|Parade|Place"
+    "|Circle|Trail|Pike|Way"
+)
 _TIME_PATTERNS: tuple[str, ...] = (
+    # ("02:44:" at a line's head: a colon after the time is punctuation)
     r"(?<![\d:.])(?:[01]?\d|2[0-3]):[0-5]\d(?::[0-5]\d)?(?:\s*(?:[AaPp]\.[Mm]\.|[AaPp][Mm]\b))?"
-    r"(?![\d:])",
+    r"(?!\d|:\d)",
     r"(?<![\d.])(?:1[0-2]|0?[1-9])\s*(?:[AaPp]\.[Mm]\.|[AaPp][Mm]\b)",
     r"(?<![\d.])(?:[01]\d|2[0-3])[0-5]\d\s*(?i:hours|hrs|h)\b",
     # "2.47 am", "9.30am", "at 14.39", "at 1734" (not a measurement, not a year)
     r"(?<![\d.])(?:1[0-2]|0?[1-9])\.[0-5]\d\s*(?:[AaPp]\.[Mm]\.|[AaPp][Mm]\b)",
-    r"(?i:(?<=\bat ))(?:[01]?\d|2[0-3])\.[0-5]\d(?![\d.])(?!\s*(?i:cm|mm|m|kg|ml|l|%)\b)",
-    r"(?i:(?<=\bat ))(?!(?:19|20)\d\d)(?:[01]\d|2[0-3])[0-5]\d(?!\d|\.\d)(?!\s*(?i:cm|mm|ml|hu)\b)",
-    r"(?<![\d.])(?:[01]?\d|2[0-3])h[0-5]\d\b",
+    # (a full stop after it ends the sentence: "at 22.40. Small")
+    r"(?i:(?<=\bat ))(?:[01]?\d|2[0-3])\.[0-5]\d(?!\d|\.\d)(?!\s*(?i:cm|mm|m|kg|ml|l|%)\b)",
+    r"(?i:(?<=\bat )|(?<=\bacquired: )|(?<=\bacquired )|(?<=\btime: )|(?<=\btimed ))"
+    r"(?!(?:19|20)\d\d)(?:[01]\d|2[0-3])[0-5]\d(?!\d|\.\d)(?!\s*(?i:cm|mm|ml|hu)\b)"
+    # (not a house number: "at 2259 Clover Way")
+    rf"(?![ \t]+(?:[A-Z][\w'’\-]*[ \t]+){{1,3}}(?:{_STREET_TYPES}|{_STREET_TYPES.upper()})\b)",
+    r"(?<![\d.])(?:[01]?\d|2[0-3])[hH][0-5]\d\b",
 )
 _PHONE_PATTERNS: tuple[str, ...] = (
     # "203/618-1410" (before the national pattern takes its last seven digits)
@@ -292,21 +326,18 @@ _PHONE_PATTERNS: tuple[str, ...] = (
     # and "+12.5 degrees" are measurements)
     r"(?<![\w+])\+\d{1,3}(?=(?:\D{0,3}\d){7})(?:[\s-](?:\(\d{1,4}\)\s?)?\d{1,5}){2,6}(?!\d|\.\d)",
     r"(?<![\d.])(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s*|\d{3}[\s.-])\d{3}[\s.-]\d{4}(?!\d|\.\d)",
+    # national numbers with a trunk 0, 9 to 11 digits in groups: "(08) 8506 2897", "0161 147
+    # 2542", "07700 136835", "080-2141 2089", "(0)51 522 2318" (before "555-1234" takes a part)
+    r"(?<![\w.+/-])(?=(?:\D{0,3}\d){9,11}(?!\s?\d))"
+    r"(?:\(0\d{1,4}\)|\(0\)\s?\d{1,4}|0\d{1,4})(?:[\s-]?\d{2,6}){1,3}(?!\d|\.\d)",
     r"(?<![\d.\-])\d{3}-\d{4}(?!\d|\.\d)",
-    # national numbers with a trunk 0: "(08) 8506 2897", "0161 147 2542", "07700 136835"
-    r"(?<![\w.+/-])(?:\(0\d{1,4}\)|0\d{1,4})[\s-]?\d{3,4}[\s-]?\d{3,4}(?!\d|\.\d)",
 )
 _EMAIL_PATTERNS: tuple[str, ...] = (r"(?<![\w.+-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+",)
 # a US social security number: no measurement or clinical code has this shape
 _SSN_PATTERN = r"(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])"
-# "221B Baker Street", "Flat 3, 12 Oak Rd., Springfield, IL 62704", "2/53 Meadowbank Road,
-# Bendigo VIC 3550": a flat, a number, capitalised words, a street type, and after a comma the
-# town, a state and a postcode (no "Ct" or "Pl": "3 Prior Ct Findings" is a title-case report)
-_STREET_TYPES = (
-    "Street|St\\.?|Road|Rd\\.?|Avenue|Ave\\.?|Lane|Ln\\.?|Drive|Dr\\.?|Boulevard|Blvd\\.?|Court"
-    "|Terrace|Crescent|Square|Highway|Parkway|Close|Grove|Gardens|Mews|Row|Walk|Parade|Place"
-    "|Circle|Trail|Pike|Way"
-)
+# Addresses, "221B Baker Street", "Flat 3, 12 Oak Rd., Springfield, IL 62704", "2/53 Meadowbank
+# Road, Bendigo VIC 3550": a flat, a number, capitalised words, a street type (`_STREET_TYPES`),
+# and after a comma the town, a state and a postcode
 # a word of a street's or town's name: capitalised, not a word that ends the address ("with",
 # "and" in an all-capitals note)
 _ADDRESS_WORD = (
@@ -332,7 +363,7 @@ _ADDRESS_CUES = (
 # where the clause ends: a semicolon, a line, two spaces, a bar, a sentence's full stop (not an
 # abbreviation's: "St.", "Co. Kerry"), or the next "Label:" of a header
 _ADDRESS_END = (
-    r"\s*(?:;|\n|\s\s|\|)|(?<!\bSt)(?<!\bRd)(?<!\bNo)(?<!\bCo)(?<!\bDr)(?<!\bMt)(?<!\bAve)"
+    r"\s*(?:;|\n|\s\s|\|)|(?<!\b[A-Z])(?<!\bSt)(?<!\bRd)(?<!\bNo)(?<!\bCo)(?<!\bDr)(?<!\bMt)(?<!\bAve)"
     r"(?<!\bApt)(?<!\bBlk)(?<!\bHwy)(?<!\bBrgy)(?<!\bCres)(?<!\bH\.No)\.(?:\s+[A-Z][a-z]|\s*$)"
     r"|\s+(?:[A-Z]{2,}|[A-Z][a-z]+(?:\s[a-z.]+){0,2}):\s|\s+(?i:with|who|since|until|for|found)\b|$"
 )
@@ -362,8 +393,13 @@ _AGE_PATTERNS: tuple[str, ...] = (
     r"\b(?P<n>\d{2,3})(?=\s?[MF]\b)",
     r"\b(?P<n>\d{2,3})(?=\s?/\s?[MF]\b)",
     # "98y", "100y M", "F/98"
-    r"\b(?P<n>\d{2,3})(?=\s?y\b)",
+    r"\b(?P<n>\d{2,3})(?=\s?[yY]\b)",
     r"(?<=\b[MF]/)(?P<n>\d{2,3})\b",
+)
+# a relative named in a history: "from her son, Balogun, Karim", "NOK (daughter): Jane Doe"
+_RELATION_CUE = (
+    r"(?i:\b(?:son|daughter|wife|husband|brother|sister|mother|father|partner|carer|guardian"
+    r"|next of kin|nok)(?:\s*\([a-z ]+\))?)\s*[,:]\s+"
 )
 # words after a name cue ("cc:", "Ref:", "Consultant") that are not names
 # cues after which a name follows only with a colon ("cc: Dr Smith", "Ref: Jones"; not "800 cc
@@ -384,6 +420,17 @@ _ROLES = (
 # (not "XXXX": the placeholder of a set de-identified before it reached us)
 _LETTERS = r"(?:[^\W\d_]|['’\-])"
 _NAME_TOKEN = rf"(?!X{{2,}}\b)[A-ZÀ-Þ]{_LETTERS}+"
+_INITIAL = r"[A-ZÀ-ÞĀ-ſ]"
+# words that begin a clinical note rather than a name after "Patient:" ("Known COPD", "Mild CHF")
+_CLINICAL_LEAD = (
+    r"(?i:known|mild|moderate|severe|new|chronic|acute|recent|suspected|query|possible|probable"
+    r"|previous|prior|history|post|status|male|female|normal|stable|increasing|worsening|ongoing"
+    r"|persistent|fever|cough|chest|left|right|bilateral|elderly|young|adult|child|infant"
+    r"|smoker|hx|ex|non|no|on|for|with|has|had|is|was|admitted|presents|presented)\b"
+)
+# a word in capitals ("O'DONOGHUE", "OKONJO-IWEALA") and one in title case ("Geneviève")
+_CAPS_WORD = r"(?!X{2,}\b)[A-ZÀ-ÞĀ-ſ][A-ZÀ-ÞĀ-ſ'’\-]+(?![^\W\d_])"
+_TITLE_WORD = r"[A-ZÀ-ÞĀ-ſ][a-zß-ÿā-ž'’\-]+(?![^\W\d_])"
 # "van der Berg", "de la Cruz", "bin Laden": particles inside a name
 _NAME_PARTICLES = r"(?:(?i:van|von|der|den|de|del|della|di|da|du|la|le|bin|ibn|al|el|ter|ten)\s+)"
 # in an all-capitals note a name's further words are capitals too: up to two, stopping at the
@@ -399,11 +446,13 @@ _CAPS_NAME_STOP = (
 # further name tokens: initials or capitalised words with a lower-case second letter, so that an
 # all-capitals sentence after "DR. SMITH" is not swallowed
 _NAME_MORE = (
-    rf"(?:\s+{_NAME_PARTICLES}{{0,2}}(?:[A-Z]\.|[A-Z](?=\s)|[A-ZÀ-Þ][a-zà-ÿ]{_LETTERS}*"
-    rf"|(?!(?:{_CAPS_NAME_STOP})\b)[A-ZÀ-ÞĀ-ſ]{{3,}}(?![^\W\d_]))){{0,2}}"
+    rf"(?:\s+{_NAME_PARTICLES}{{0,2}}(?:[A-Z]\.|(?!I\s+[a-z])[A-Z](?=\s)|[A-ZÀ-Þ][a-zà-ÿ]{_LETTERS}*"
+    rf"|(?!(?:{_CAPS_NAME_STOP})\b)[A-ZÀ-ÞĀ-ſ](?:[A-ZÀ-ÞĀ-ſ]|['’\-](?=[A-ZÀ-ÞĀ-ſ])){{2,}}"
+    rf"(?![^\W\d_]))){{0,2}}"
 )
 _CAPS_NAME_MORE = (
-    rf"(?:\s+(?:[A-Z]\.|[A-Z](?=\s)|(?!(?:{_CAPS_NAME_STOP})\b)[A-ZÀ-ÞĀ-ſ][A-ZÀ-ÞĀ-ſ'’\-]+)){{0,2}}"
+    r"(?:\s+(?:[A-Z]\.|(?!I\s+[a-z])[A-Z](?=\s)"
+    rf"|(?!(?:{_CAPS_NAME_STOP})\b)[A-ZÀ-ÞĀ-ſ][A-ZÀ-ÞĀ-ſ'’\-]+)){{0,2}}"
 )
 
 
@@ -473,7 +522,7 @@ DEFAULT_GEO_CUES: tuple[str, ...] = (
     "lives in", "living in", "resident of", "resides in", "native of", "born in", "moved from",
     "moved to", "immigrated from", "emigrated from", "relocated from", "flew in from",
     "transferred from", "arrived from", "came from", "deployed to", "works in", "from rural",
-    "worked in", "working in", "back from", "travelled from", "traveled from",
+    "worked in", "working in", "back from", "travelled from", "traveled from", "originally from",
 )  # fmt: skip
 # words before a town's name that make it a place (a lower-case word or a comma is enough in
 # mixed-case text; an all-capitals note needs one of these)
@@ -563,6 +612,7 @@ class Scrubber:
     max_age: int = 89
     _rules: list[tuple[str, Finder]] = field(init=False, repr=False, compare=False)
     _places: dict[str, str] = field(init=False, repr=False, compare=False)
+    _large_places: frozenset[str] = field(init=False, repr=False, compare=False)
     _credential_words: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -580,10 +630,15 @@ class Scrubber:
         # "Jane Doe, MD Massachusetts General Hospital": the credential is not the hospital's
         self._credential_words = frozenset(c.lower().strip(".,") for c in self.credentials)
         self._places = {}
+        self._large_places = frozenset()
         if "geo" in self.categories:
-            names = [*load_places(), *self.extra_places]
+            shipped = load_places()
+            names = [*shipped, *self.extra_places]
             # lower case -> the spelling the list gives, to accept an all-capitals "LAGOS"
             self._places = {n.lower(): n for n in names if n.strip()}
+            self._large_places = frozenset(
+                n.lower() for n, kind in shipped.items() if kind in ("country", "state", "region")
+            )
         self._rules = [
             (c, finder)
             for c in SCRUB_CATEGORIES
@@ -607,10 +662,18 @@ class Scrubber:
                 r"|city|long-term|hostel|facility|the|a|an)\b)"
                 r"(?P<v>[A-Z][a-z][\w'’\-]*(?:\s+[A-Z][a-z][\w'’\-]*)?)\s+(?i:resident|native)\b"
             )
+            # in capitals: "ZANZIBAR RESIDENT"
+            resident_caps = re.compile(
+                r"(?<![\w-])(?!(?:LOCAL|CARE|HOME|NURSING|PERMANENT|FORMER|RURAL|URBAN|VILLAGE|TOWN"
+                r"|CITY|LONG-TERM|HOSTEL|FACILITY|THE|A|AN|ICU|WARD|SURGICAL|MEDICAL|RADIOLOGY"
+                r"|ORTHOPAEDIC|ORTHOPEDIC|PAEDIATRIC|PEDIATRIC|SURGERY|MEDICINE|ON-CALL|DUTY)\b)"
+                r"(?P<v>[A-Z][A-Z'’\-]{2,}(?:\s+[A-Z][A-Z'’\-]{2,})?)\s+(?:RESIDENT|NATIVE)\b"
+            )
             return [
                 self._find_places,
                 _regex_finder(after_cue, "geo", self.max_age),
                 _regex_finder(resident, "geo", self.max_age),
+                _regex_finder(resident_caps, "geo", self.max_age),
             ]
         if category == "institution":
             return [
@@ -632,18 +695,21 @@ class Scrubber:
                 re.compile(
                     rf"(?i:\b(?:{cues}))(?:(?<=[#.])|(?![A-Za-z]))\s*(?i:[:#]|no\.?|number)?\s*[:#.]?\s*"
                     r"(?=[A-Za-z]{0,4}[-/]?\d[\w-]{2})(?!\d+\.\d)"
-                    r"(?P<v>[A-Za-z]{0,4}[-/]?\d(?:[\w-]|\s(?=\d{1,4}\b(?![/.\-]\d)))*(?<=\w))"
+                    # ("4373/19", "3021 96628 7", "4852-771-152 XC": a version code after it)
+                    r"(?P<v>[A-Za-z]{0,4}[-/]?\d(?:[\w-]|/(?=\d)|\s(?=\d{1,5}\b(?![/.\-]\d)))*(?<=\w)"
+                    r"(?:[ \t][A-Z]{2}\b(?![ \t]+[A-Za-z]))?)"
                 ),
+                # (its letters too: before the digits alone take "XR-4148400"'s number)
+                re.compile(r"\b[A-Z]{1,3}-?\d{6,}\b"),
                 # no measurement has seven digits
                 re.compile(rf"(?<![\w.])\d{{{self.min_id_digits},}}(?:-\d{{1,3}})?(?!\d|\.\d)"),
-                re.compile(r"\b[A-Z]{1,3}-?\d{6,}\b"),
             ]
         if category == "phone":
             cues = _alternation(self.phone_cues)
             return [
                 re.compile(
                     rf"(?i:\b(?:{cues})\b\.?)\s*(?:#|no\.?|number)?\s*:?\s*"
-                    r"(?P<v>\d(?:[\d-]|\s(?=\d{1,4}\b(?![/.\-]\d))){2,}\d)(?!\d|\.\d)"
+                    r"(?P<v>\d(?:[\d-]|\s(?=\d{1,6}\b(?![/.\-]\d))){2,}\d)(?!\d|\.\d)"
                 ),
                 # an extension: "x2311"
                 re.compile(r"(?<![\w.])[xX]\d{4,5}\b"),
@@ -662,12 +728,18 @@ class Scrubber:
             # "SHAH, Ingrid", "O'BRIEN, LEILA", "McCarthy, Yael": a surname, a comma, a given name
             surname_first = (
                 rf"(?!X{{2,}}\b)[A-ZÀ-ÞĀ-ſ]{_LETTERS}+,\s+(?!(?:{_CAPS_NAME_STOP})\b)"
-                rf"[A-ZÀ-ÞĀ-ſ]{_LETTERS}+(?![^\W\d_])"
+                rf"[A-ZÀ-ÞĀ-ſ]{_LETTERS}+(?![^\W\d_])(?:[ \t]{_INITIAL}\b\.?)?"
+            )
+            # "STEYN P.E.", "NÍ BHRIAIN W.D.": a surname in capitals, then two or three initials
+            # (one would take "FIONA T." of "DR. FIONA T. WANG")
+            surname_initials = (
+                rf"(?!X{{2,}}\b)(?!(?:{_CAPS_NAME_STOP})\b){_CAPS_WORD}(?:[ \t]+{_CAPS_WORD})?"
+                rf"[ \t]+(?:{_INITIAL}\.){{2,3}}(?![^\W\d_])"
             )
             name = (
-                rf"(?:[A-ZÀ-Þ]\.\s*){{0,2}}{_NAME_PARTICLES}{{0,2}}"
+                rf"(?:{_INITIAL}\.\s*){{0,2}}{_NAME_PARTICLES}{{0,2}}"
                 rf"(?!(?:{_CAPS_NAME_STOP})\b|{_NOT_NAMES})"
-                rf"(?:{surname_first}"
+                rf"(?:{surname_first}|{surname_initials}"
                 rf"|(?!X{{2,}}\b)[A-ZÀ-ÞĀ-ſ][A-ZÀ-ÞĀ-ſ'’\-]+"
                 rf"{_CAPS_NAME_MORE}(?![^\W\d_])"
                 rf"|{_NAME_TOKEN}{_NAME_MORE})"
@@ -677,8 +749,9 @@ class Scrubber:
                 re.compile(rf"(?<![A-Za-z])(?:{titles})(?:(?<=\.)\s*|\s+)(?P<v>{name})"),
                 # "Jane Doe, MD", "R. Shah (DMRD)", "Soo-ah MCALLISTER Consultant Radiologist"
                 re.compile(
-                    rf"(?<![\w.])(?P<v>(?:(?:[A-Z]\.\s*){{1,3}}|(?!{_NOT_NAMES}){_NAME_TOKEN}\s+)"
-                    rf"(?:[A-Z]\.?\s+)?{_NAME_PARTICLES}{{0,2}}(?!{_NOT_NAMES}){_NAME_TOKEN})"
+                    rf"(?<![\w.])(?P<v>(?:(?:{_INITIAL}\.\s*){{1,3}}|(?!{_NOT_NAMES}){_NAME_TOKEN}\s+)"
+                    rf"(?:[A-Z]\.?\s+)?{_NAME_PARTICLES}{{0,2}}(?!{_NOT_NAMES}){_NAME_TOKEN}"
+                    rf"|(?!{_NOT_NAMES}){surname_initials})"
                     rf",?\s+\(?(?:{credentials}|{_ROLES})(?![A-Za-z])"
                 ),
                 # "Electronically signed by: Jane Doe", "Attending radiologist: Doe" (a title
@@ -690,6 +763,16 @@ class Scrubber:
                 re.compile(
                     rf"(?i:\b(?:{_alternation(LABEL_NAME_CUES)}))\s*:\s*"
                     rf"(?!(?:{titles})(?![A-Za-z]))(?P<v>{name})"
+                ),
+                re.compile(rf"{_RELATION_CUE}(?!(?:{titles})(?![A-Za-z]))(?P<v>{name})"),
+                # "PATIENT: YOON Guadalupe", "Patient: Wójcik, Gurpreet": after a patient label,
+                # two or three words written as a name is (one in capitals, or "Surname, Given")
+                re.compile(
+                    rf"(?i:\b(?:patient|pt|patient's name))\s*:\s*(?:(?:{titles})\s+)?"
+                    rf"(?P<v>{surname_first}|{surname_initials}"
+                    rf"|(?!(?:{_CAPS_NAME_STOP})\b){_CAPS_WORD}[ \t]+(?!{_CLINICAL_LEAD}){_TITLE_WORD}"
+                    rf"|(?!{_CLINICAL_LEAD}){_TITLE_WORD}(?:[ \t]+{_TITLE_WORD})?[ \t]+"
+                    rf"(?!(?:{_CAPS_NAME_STOP})\b){_CAPS_WORD})"
                 ),
             ]
         # age
@@ -717,9 +800,22 @@ class Scrubber:
                     if w not in GENERIC_INSTITUTION_WORDS and w not in _INSTITUTION_KIND_WORDS
                 ]
                 if naming or len(words) == 1:
-                    yield start + words[first].start(), end
+                    yield start + words[first].start(), self._town_after(text, end)
 
         return find
+
+    def _town_after(self, text: str, end: int) -> int:
+        """The end of an institution's name with the town written after it ("National Hospital
+        Abuja", "CONNOLLY HOSPITAL BLANCHARDSTOWN") or "Complex"."""
+        after = _NEXT_WORD.match(text, end)
+        if after is None:
+            return end
+        word = after.group(1)
+        canonical = self._places.get(word.lower())
+        town = canonical is not None and (word == canonical or word.isupper())
+        if town and canonical not in CLINICAL_PLACE_WORDS and canonical not in _CALENDAR_WORDS:
+            return after.end()
+        return after.end() if word.lower() == "complex" else end
 
     def _find_places(self, text: str) -> Iterator[tuple[int, int]]:
         """Gazetteer names where the case and the words around them say they are places."""
@@ -741,7 +837,16 @@ class Scrubber:
     def _is_place(self, text: str, start: int, end: int, all_caps: bool) -> bool:
         written = " ".join(text[start:end].split())
         canonical = self._places.get(written.lower())
-        if canonical is None or (written != canonical and not (all_caps and written.isupper())):
+        if canonical is None:
+            return False
+        before = _WORD_BEFORE.search(text[max(0, start - 60) : start])
+        # in mixed-case text, a country or region in capitals after a comma: "Davao,
+        # PHILIPPINES" (not a town: "DKA, ALONG W/ CHANGE", Along being a town in India)
+        after_comma = before is not None and before.group(1)[-1] == ","
+        large = written.lower() in self._large_places
+        if written != canonical and not (
+            written.isupper() and (all_caps or (after_comma and large))
+        ):
             return False
         if canonical in CLINICAL_PLACE_WORDS or canonical in _CALENDAR_WORDS:
             return False
@@ -749,7 +854,6 @@ class Scrubber:
         after = _WORD_AFTER.match(text[end : end + 40])
         if after and after.group(1).lower() in MEDICAL_HEAD_WORDS:
             return False
-        before = _WORD_BEFORE.search(text[max(0, start - 60) : start])
         if before is None:
             return False
         prev = before.group(1)
@@ -816,6 +920,7 @@ _TITLE_RUN = re.compile(
 )
 _CAPS_RUN = re.compile(r"[A-ZÀ-Þ][A-ZÀ-Þ'’\-]*(?:[ \t]+[A-ZÀ-Þ][A-ZÀ-Þ'’\-]*){0,7}")
 _WORD_AFTER = re.compile(r"\s*([A-Za-z]+)")
+_NEXT_WORD = re.compile(r"[ \t]+([A-ZÀ-ÞĀ-ſ][\w'’\-]*)(?![\w'’\-])")
 _WORD_BEFORE = re.compile(r"(\S+)\s*$")
 _RUN_WORD = re.compile(r"[^\s]+")
 
