@@ -73,7 +73,8 @@ def test_the_scorer_counts_whole_identifiers_and_overlapping_spans() -> None:
 @pytest.mark.slow
 def test_measured_recall_and_precision_hold(corpus: dict[str, list[PhiNote]]) -> None:
     """Floors a little under the figures of docs/reports.md (600 notes, seed 0), so a rule
-    change that loses identifiers or eats clinical text fails here."""
+    change that loses identifiers or eats clinical text fails here. "holdout2" has no floor, and
+    is not scored here, so that no rule is ever tuned against it."""
     scrubber = Scrubber()
     floors = {"dev": (0.99, 0.99), "test": (0.99, 0.99), "holdout": (0.98, 0.99)}
     for split, (recall, precision) in floors.items():

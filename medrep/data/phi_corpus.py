@@ -8,15 +8,17 @@ character span and category of each one. The notes also carry the look-alikes a 
 hits: measurements, vertebral levels, fractions, bare years, ages of 89 and under, eponyms,
 "XXXX" placeholders, and capitalised words that are also place names.
 
-Three splits, "dev", "test" and "holdout", share no sentence template and no vocabulary entry:
-first names, surnames, cities, countries, regions, US states, towns, hospitals, streets, e-mail
-domains, telephone area codes and dialling codes, identifier cue words and prefixes, name titles
-and credentials are drawn from separate lists (`split_vocabulary`;
+Four splits, "dev", "test", "holdout" and "holdout2", share no sentence template and no vocabulary
+entry: first names, surnames, cities, countries, regions, US states, towns, hospitals, streets,
+e-mail domains, telephone area codes and dialling codes, identifier cue words and prefixes, name
+titles and credentials are drawn from separate lists (`split_vocabulary`;
 `SplitVocabulary.proper_noun_tokens` lists the proper-noun words, which are disjoint between the
-splits once generic words such as "Hospital" or "Street" are set aside). Every split covers every
-category and every format family (for example, day-month dates without a year), but each family
-is written with split-specific variants where more than one exists (dev "14th of March", test "the
-28th of March", holdout "4th Feb"; dev month abbreviations "Sep", test "Sept.", holdout "Sept").
+splits once generic words such as "Hospital", "Street" or "van" and single letters are set
+aside). Every split covers every category; dev, test and holdout also cover every format family
+(for example, day-month dates without a year), each written with split-specific variants where
+more than one exists (dev "14th of March", test "the 28th of March", holdout "4th Feb"; dev month
+abbreviations "Sep", test "Sept.", holdout "Sept"), while holdout2 mostly writes families of its
+own.
 Rules were tuned on "dev" and first reported on "test".
 
 "holdout" was written after both "dev" and "test" had been used to adjust the scrubber's rules, so
@@ -31,6 +33,29 @@ PO boxes and Indian, Canadian, Irish, South African, Nigerian, Filipino and Mala
 and its look-alikes add drug and device names, "Grade 3", "Zone 2", "Ward 7B", "ICU", "A&E",
 "Lung-RADS 4A", "QTc 460 ms", observations such as "BP 142/88" and "GCS 14/15", durations such as
 "3/52", and the HIPAA age band ">90".
+
+"holdout2" was written without sight of the scrubber's rules, its tests or its measured figures, so
+it is held out from whoever tunes them; it has no floor in the tests. Its vocabulary, formats,
+templates and layouts live in `medrep.data.phi_holdout2`. Its notes imitate the places and systems
+the other splits leave out: English-language reports from the Netherlands, Germany, Switzerland,
+Scandinavia, Israel, the Gulf states, Hong Kong, Japan, South Korea, Taiwan, New Zealand, Kenya,
+Pakistan, Brazil and Mexico and from US military and veterans' hospitals, laid out as structured RIS
+exports with aligned "Key : value" fields, HL7 v2 messages (PID, OBR and OBX segments), reports
+forwarded by e-mail under the mail client's header, VA VistA prints, East Asian RIS prints with
+bracketed labels and numbered findings, teleradiology reads with tele-reporting addenda, European
+department reports and reporting letters ("Dear Dr ..."). Names follow each tradition's own order
+(surname first, patronymics, Dutch sorted particles, paternal and maternal surnames). Its
+identifiers add their own format families (Roman-numeral months, Japanese era and Taiwanese ROC
+years, Hijri dates beside Gregorian ones, ISO, VistA and HL7 time stamps, dates in words; "14u30",
+"kl. 14.30" and times with a zone; Gulf, East Asian, European, New Zealand, Kenyan, Pakistani,
+Brazilian and DSN telephone numbers; NHI, HKID, Emirates ID, resident registration, BSN, CPR, AHV,
+Iqama, CNIC, CURP and veterans' numbers; addresses of every one of those places, APO/FPO ones
+included; districts, prefectures and emirates), and its look-alikes add "BI-RADS 4A", "Bosniak
+IIF", "T2N0M0", "AJCC 8th edition", "FiO2 0.4, PEEP 8", laboratory values, drug doses, device
+models ("Medtronic Azure XT DR MRI SureScan"), exposure data ("100 mAs"), "C3D8", "POD 3", ICD-10,
+CPT and LOINC codes, series and image numbers, "S/P CABG", and place words that name no place
+("Berlin definition", "revised Geneva score", "Bethesda category III", "Tokyo Guidelines",
+"Lugano classification", "Ann Arbor stage IIB", "Agent Orange").
 
 Span conventions (what a span covers):
 - date: the whole date expression ("14th of March", "March 2021"), never a bare year.
@@ -66,6 +91,36 @@ Edge cases that only holdout plants, under the same conventions:
   Nigerian and Malaysian addresses include the flat, building, locality and state.
 - institution: only the name in "Tygerberg Hospital Department of Medical Imaging".
 
+Edge cases that only holdout2 plants, under the same conventions:
+- date: a Roman month, a Japanese era year and a Taiwanese ROC year belong to the date
+  ("04.II.2019", "H31.02.04", "108/02/04"); a date in words leaves out "the" ("fourth of
+  February"); a Hijri date is a date span of its own, its era marker outside ("29/05/1440" in
+  "29/05/1440 H"); an ISO or VistA time stamp is two spans ("2019-02-04" and "14:32" in
+  "2019-02-04T14:32", "FEB 04, 2019" and "14:32" in "FEB 04, 2019@14:32"); an HL7 time stamp,
+  date and time run together, is one date span ("201902041432").
+- time: "14u30", "14h" and "2:30 in the afternoon" are whole (the period words are its meridiem); a
+  time zone, a Zulu "Z" and "kl." stay outside ("14:32" in "14:32 GST", "1432" in "1432Z").
+- phone: a number written without its area code is whole ("2855 3838"); "DSN" stays outside.
+- id: a number whose digits hold a date of birth is one id span and no date ("850101-1234567",
+  "784-1985-1234567-1", a CURP); an HKID's bracketed check digit is inside ("A123456(7)"); cues
+  stay outside ("NHI", "BSN", "Pat.-Nr.", "Fallnummer", "SSN last 4:"), and so do HL7 component
+  separators ("00-604-918-W" in "00-604-918-W^^^^MR"); the record numbers a layout prints (an HL7
+  message control id, a VistA case number, a provider's code or registration number) are ids.
+- age: "093" in "093Y", "93" in "aet. 93", "(93 y)", "93-years-old" and "93y 4m"; "90 or older",
+  "≥90", "in her nineties" and "nonagenarian" are aggregates, planted unlabelled.
+- name: an HL7 name field is one span, carets included ("VAN DIJK^JOOST"), as are a VistA name
+  ("WHITLOCK,EARL R") and a Dutch sorted name ("Broek, J. van den"); "bin" and "bint" belong to
+  the name ("Mohammed bin Rashid Al-Maktoum"); "S/O" and "D/O" stand outside between two name
+  spans; a reader's initials are a name, their slash outside ("PvdB" in "/PvdB"); titles, ranks,
+  corps and a possessive "'s" stay outside ("Dr. med.", "PD Dr. med.", "Docent", "Dra.", "Dhr.",
+  "Mevr.", "Herr", "LTC", "MC, USA").
+- address: the whole address in its country's order, with its flat, floor, block, estate, ward,
+  district, rural delivery ("RD 4"), P.O. box or APO/FPO code, and its country where one is
+  written ("P.O. Box 12345, Dubai, UAE").
+- geo: a district's designator is part of its name ("Shibuya-ku", "Kiambu County", "Kanagawa
+  Prefecture"); "USA" in the corps "MC, USA" is not a place and is left unlabelled.
+- institution: the whole name, a town inside it included ("Universitätsspital Zürich").
+
 Run `python -m medrep.data.phi_corpus --split holdout --n 600 --seed 0` for counts and examples.
 """
 
@@ -76,9 +131,9 @@ import datetime
 import random
 import re
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 
 PHI_CATEGORIES = (
     "date",
@@ -92,7 +147,7 @@ PHI_CATEGORIES = (
     "institution",
     "time",
 )
-SPLITS = ("dev", "test", "holdout")
+SPLITS = ("dev", "test", "holdout", "holdout2")
 
 
 @dataclass(frozen=True)
@@ -140,7 +195,8 @@ _GENERIC_WORDS = frozenset(
     _words(
         """hospital hospitals medical center centre clinic university general royal st saint regional
     community memorial teaching health sciences infirmary national city of and the de la van der
-    women's children's north south east west new referral on"""
+    women's children's north south east west new referral on al den complex flat apt unit rd ave
+    dr street road way tower no"""
     )
 )
 
@@ -173,6 +229,8 @@ class SplitVocabulary:
     # Whole addresses outside the US, UK and Australia, each in its country's own order: '#' is a
     # random digit, '@' a random capital letter ("Flat #0#, Sai Residency, ..., Bengaluru 5600##").
     world_addresses: tuple[str, ...] = ()
+    # Districts, wards, prefectures, counties and emirates named on their own ("Shibuya-ku").
+    districts: tuple[str, ...] = ()
 
     @property
     def countries(self) -> tuple[str, ...]:
@@ -188,7 +246,7 @@ class SplitVocabulary:
 
     def proper_noun_tokens(self) -> frozenset[str]:
         """Case-folded words of every name, place, hospital, street and whole address, less
-        generic words and numbers."""
+        generic words, numbers and single letters."""
         entries = (
             *self.first_names,
             *self.surnames,
@@ -200,8 +258,9 @@ class SplitVocabulary:
             *self.institutions,
             *self.streets,
             *self.world_addresses,
+            *self.districts,
         )
-        words = {w.casefold() for e in entries for w in re.split(r"[^\w']+", e) if w}
+        words = {w.casefold() for e in entries for w in re.split(r"[^\w']+", e) if len(w) > 1}
         return frozenset(w for w in words - _GENERIC_WORDS if not any(c.isdigit() for c in w))
 
 
@@ -583,6 +642,12 @@ _VOCABULARIES = {
 def split_vocabulary(split: str) -> SplitVocabulary:
     """The vocabulary a split draws its identifiers from (for disjointness checks)."""
     _check_split(split)
+    if split == "holdout2":
+        from medrep.data.phi_holdout2 import (
+            VOCABULARY,
+        )  # lazily: phi_holdout2 builds on this module
+
+        return VOCABULARY
     return _VOCABULARIES[split]
 
 
@@ -1388,7 +1453,8 @@ _LOBES = (
     "lingula",
 )
 
-_SLOTS: dict[str, Callable[[_Context], list[Part]]] = {
+_Slot = Callable[[_Context], list[Part]]
+_SLOTS: dict[str, _Slot] = {
     # identifiers
     "date": _slot_date,
     "month_year": _slot_month_year,
@@ -2081,17 +2147,23 @@ class _Template:
     intro: bool  # describes the patient's age: at most one per note
 
 
-def _template(key: str, role: str, text: str) -> _Template:
+def _template(
+    key: str,
+    role: str,
+    text: str,
+    slot_fills: Mapping[str, _Slot] = _SLOTS,
+    slot_categories: Mapping[str, tuple[str, ...]] = _SLOT_CATEGORIES,
+) -> _Template:
     slots = _SLOT_RE.findall(text)
-    unknown = [s for s in slots if s not in _SLOTS]
+    unknown = [s for s in slots if s not in slot_fills]
     if unknown:
         raise KeyError(f"phi_corpus template {key!r}: unknown slot(s) {unknown}")
     return _Template(
         key=key,
         role=role,
         text=text,
-        spans=sum(len(_SLOT_CATEGORIES.get(s, ())) for s in slots),
-        categories=frozenset(c for s in slots for c in _SLOT_CATEGORIES.get(s, ())),
+        spans=sum(len(slot_categories.get(s, ())) for s in slots),
+        categories=frozenset(c for s in slots for c in slot_categories.get(s, ())),
         intro=any(s.startswith(("age_", "young_")) for s in slots),
     )
 
@@ -2100,32 +2172,55 @@ def _template(key: str, role: str, text: str) -> _Template:
 class _Bank:
     by_category: dict[str, tuple[_Template, ...]]
     prose: dict[str, tuple[_Template, ...]]
+    slot_fills: Mapping[str, _Slot]
 
 
 @cache
 def _bank(split: str) -> _Bank:
-    """A split's templates. Identifier templates whose only identifiers are ages also serve,
-    with ages of 89 and under, as history (or header) prose, so young ages appear in the same
-    contexts."""
-    phi = [
-        _template(f"{split}.{i}", role, text)
-        for i, (role, text) in enumerate(_PHI_TEMPLATES[split])
-    ]
+    """A split's templates and the slots that fill them."""
+    if split == "holdout2":
+        from medrep.data import phi_holdout2  # lazily: phi_holdout2 builds on this module
+
+        return _build_bank(
+            split,
+            phi_holdout2.PHI_TEMPLATES,
+            phi_holdout2.PROSE,
+            phi_holdout2.SLOTS,
+            phi_holdout2.SLOT_CATEGORIES,
+        )
+    return _build_bank(split, _PHI_TEMPLATES[split], _PROSE[split], _SLOTS, _SLOT_CATEGORIES)
+
+
+def _build_bank(
+    split: str,
+    phi_texts: Sequence[tuple[str, str]],
+    prose_texts: Mapping[str, Sequence[str]],
+    slot_fills: Mapping[str, _Slot],
+    slot_categories: Mapping[str, tuple[str, ...]],
+) -> _Bank:
+    """Identifier templates whose only identifiers are ages also serve, with ages of 89 and
+    under, as history (or header) prose, so young ages appear in the same contexts."""
+
+    def template(key: str, role: str, text: str) -> _Template:
+        return _template(key, role, text, slot_fills, slot_categories)
+
+    phi = [template(f"{split}.{i}", role, text) for i, (role, text) in enumerate(phi_texts)]
     prose = {
-        role: [_template(f"{split}.{role}", role, text) for text in texts]
-        for role, texts in _PROSE[split].items()
+        role: [template(f"{split}.{role}", role, text) for text in texts]
+        for role, texts in prose_texts.items()
     }
     for t in phi:
         if t.categories == {"age"} and t.role in ("history", "header"):
-            prose[t.role].append(_template(t.key, t.role, t.text.replace("{age_", "{young_")))
+            prose[t.role].append(template(t.key, t.role, t.text.replace("{age_", "{young_")))
     by_category = {c: tuple(t for t in phi if c in t.categories) for c in PHI_CATEGORIES}
     empty = [c for c, ts in by_category.items() if not any(t.spans == 1 for t in ts)]
     if empty:
         raise ValueError(f"phi_corpus split {split!r}: no single-identifier template for {empty}")
-    return _Bank(by_category=by_category, prose={r: tuple(ts) for r, ts in prose.items()})
+    prose_templates = {r: tuple(ts) for r, ts in prose.items()}
+    return _Bank(by_category=by_category, prose=prose_templates, slot_fills=slot_fills)
 
 
-def _render(ctx: _Context, text: str) -> list[Part]:
+def _render(ctx: _Context, text: str, slot_fills: Mapping[str, _Slot] = _SLOTS) -> list[Part]:
     """A template's parts with every slot filled; a sentence that opens with a slot is given a
     capital ("ninety-two-year-old" -> "Ninety-two-year-old")."""
     parts: list[Part] = []
@@ -2133,7 +2228,7 @@ def _render(ctx: _Context, text: str) -> list[Part]:
     for match in _SLOT_RE.finditer(text):
         if match.start() > position:
             parts.append((text[position : match.start()], None))
-        parts.extend(_SLOTS[match.group(1)](ctx))
+        parts.extend(slot_fills[match.group(1)](ctx))
         position = match.end()
     if position < len(text):
         parts.append((text[position:], None))
@@ -2198,7 +2293,7 @@ def _note_parts(ctx: _Context, bank: _Bank) -> tuple[list[Part], str]:
     rng.shuffle(body)
     body.sort(key=lambda t: not t.intro)  # the patient's age opens the history
     for template in body:
-        sentences[template.role].append(_render(ctx, template.text))
+        sentences[template.role].append(_render(ctx, template.text, bank.slot_fills))
 
     layout = "sections" if rng.random() < 0.55 else "plain"
     lines: list[list[Part]] = list(sentences["header"])
@@ -2232,7 +2327,7 @@ def _in_capitals(parts: Sequence[Part]) -> list[Part]:
 
 
 def _choose_frame(ctx: _Context, bank: _Bank, has_intro: bool) -> list[_Template]:
-    """Holdout's non-identifier header fields, sign-off lines, addenda and copy lines."""
+    """The holdouts' non-identifier header fields, sign-off lines, addenda and copy lines."""
     rng = ctx.rng
     chosen: list[_Template] = []
     for role, most, chance in (
@@ -2328,9 +2423,8 @@ def _layout_inline(ctx: _Context, sentences: dict[str, list[list[Part]]]) -> _Li
     return [*sentences["header"], _join(body, " "), *_closing(sentences)]
 
 
-_HOLDOUT_LAYOUTS: dict[
-    str, tuple[float, Callable[[_Context, dict[str, list[list[Part]]]], _Lines]]
-] = {
+_Layout = Callable[[_Context, dict[str, list[list[Part]]]], _Lines]
+_HOLDOUT_LAYOUTS: dict[str, tuple[float, _Layout]] = {
     "academic": (0.22, _layout_academic),
     "block": (0.24, _layout_block),
     "telegraphic": (0.16, _layout_telegraphic),
@@ -2339,7 +2433,11 @@ _HOLDOUT_LAYOUTS: dict[
 }
 
 
-def _holdout_note_parts(ctx: _Context, bank: _Bank) -> tuple[list[Part], str]:
+def _framed_note_parts(
+    ctx: _Context, bank: _Bank, layouts: Mapping[str, tuple[float, _Layout]]
+) -> tuple[list[Part], str]:
+    """A note with header fields, sign-off, addendum and copy lines, in one of `layouts` (each
+    with its weight)."""
     rng = ctx.rng
     identifier_templates = _choose_identifier_templates(ctx, bank)
     prose = _choose_prose(ctx, bank, any(t.intro for t in identifier_templates))
@@ -2349,10 +2447,10 @@ def _holdout_note_parts(ctx: _Context, bank: _Bank) -> tuple[list[Part], str]:
     body.sort(key=lambda t: not t.intro)  # the patient's age opens its section
     sentences: dict[str, list[list[Part]]] = {role: [] for role in _HOLDOUT_ROLES}
     for template in body:
-        sentences[template.role].append(_render(ctx, template.text))
-    names = tuple(_HOLDOUT_LAYOUTS)
-    layout = rng.choices(names, [_HOLDOUT_LAYOUTS[n][0] for n in names])[0]
-    parts = _join(_HOLDOUT_LAYOUTS[layout][1](ctx, sentences), "\n")
+        sentences[template.role].append(_render(ctx, template.text, bank.slot_fills))
+    names = tuple(layouts)
+    layout = rng.choices(names, [layouts[n][0] for n in names])[0]
+    parts = _join(layouts[layout][1](ctx, sentences), "\n")
     if rng.random() < _CAPS_FRACTION:
         layout += "-caps"
         parts = _in_capitals(parts)
@@ -2378,10 +2476,21 @@ def generate_phi_notes(n_notes: int, seed: int, split: str) -> list[PhiNote]:
     _check_split(split)
     if n_notes < 0:
         raise ValueError(f"phi_corpus: n_notes={n_notes} is negative; pass a count >= 0")
-    ctx = _Context(random.Random(f"medrep.phi_corpus:{split}:{seed}"), split, _VOCABULARIES[split])
+    vocabulary = split_vocabulary(split)
+    ctx = _Context(random.Random(f"medrep.phi_corpus:{split}:{seed}"), split, vocabulary)
     bank = _bank(split)
-    note_parts = _holdout_note_parts if split == "holdout" else _note_parts
+    note_parts = _note_maker(split)
     return [_to_note(*note_parts(ctx, bank)) for _ in range(n_notes)]
+
+
+def _note_maker(split: str) -> Callable[[_Context, _Bank], tuple[list[Part], str]]:
+    if split == "holdout":
+        return partial(_framed_note_parts, layouts=_HOLDOUT_LAYOUTS)
+    if split == "holdout2":
+        from medrep.data.phi_holdout2 import LAYOUTS  # lazily: phi_holdout2 builds on this module
+
+        return partial(_framed_note_parts, layouts=LAYOUTS)
+    return _note_parts
 
 
 def corpus_stats(notes: Sequence[PhiNote]) -> dict[str, int]:
