@@ -423,3 +423,11 @@ def test_config_group_builds_the_library_rules_and_a_site_changes_one(tmp_path: 
     )
     assert site.parse("RESULT: Clear lungs.").sections == {"findings": "Clear lungs."}
     assert parser.parse("RESULT: Clear lungs.").sections != {"findings": "Clear lungs."}
+
+
+def test_cleaning_a_list_number_left_after_a_dropped_placeholder_is_idempotent() -> None:
+    # found by the property test above: the first pass tidies " . ," into "." and so puts "1."
+    # after a sentence's end, where it is a list number
+    parser = ReportParser(short_sentences="merge")
+    assert parser.clean("No . , 1. No") == parser.clean("No. 1. No") == "No. No"
+    assert parser.split_sentences("No . , 1. No") == ["No. No"]

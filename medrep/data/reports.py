@@ -395,7 +395,19 @@ class ReportParser:
         Normalises unicode, drops placeholders, ends paragraphs and list items as sentences,
         strips list numbers, unwraps lines and collapses spaces. Text without any letter or
         digit cleans to "". Alphabetic words other than placeholders are never removed.
+        Cleaning is idempotent: tidying a dropped placeholder's punctuation can put a list
+        number after a sentence's end ("No . , 1. No" -> "No. 1. No"), so the steps repeat
+        until the text holds.
         """
+        cleaned = self._clean_once(text)
+        for _ in range(8):
+            again = self._clean_once(cleaned)
+            if again == cleaned:
+                break
+            cleaned = again
+        return cleaned
+
+    def _clean_once(self, text: str) -> str:
         text = self._placeholder_re.sub(" ", normalize_unicode(text))
         text = _LEADING_PUNCTUATION.sub("", _SPACES.sub(" ", text).strip())
         # a paragraph break ends a sentence even without a period
