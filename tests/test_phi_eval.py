@@ -73,10 +73,16 @@ def test_the_scorer_counts_whole_identifiers_and_overlapping_spans() -> None:
 @pytest.mark.slow
 def test_measured_recall_and_precision_hold(corpus: dict[str, list[PhiNote]]) -> None:
     """Floors a little under the figures of docs/reports.md (600 notes, seed 0), so a rule
-    change that loses identifiers or eats clinical text fails here. "holdout2" has no floor, and
-    is not scored here, so that no rule is ever tuned against it."""
+    change that loses identifiers or eats clinical text fails here. Every split here has had the
+    rules fixed on it (holdout2 after its one held-out score, 0.570 / 0.908); a new held-out
+    figure needs notes the rules have not met."""
     scrubber = Scrubber()
-    floors = {"dev": (0.99, 0.99), "test": (0.99, 0.99), "holdout": (0.98, 0.99)}
+    floors = {
+        "dev": (0.99, 0.99),
+        "test": (0.99, 0.99),
+        "holdout": (0.98, 0.99),
+        "holdout2": (0.93, 0.98),
+    }
     for split, (recall, precision) in floors.items():
         scores = score(corpus[split], scrubber.spans)
         assert scores.overall_recall >= recall, (split, scores.overall_recall)

@@ -34,8 +34,8 @@ and its look-alikes add drug and device names, "Grade 3", "Zone 2", "Ward 7B", "
 "Lung-RADS 4A", "QTc 460 ms", observations such as "BP 142/88" and "GCS 14/15", durations such as
 "3/52", and the HIPAA age band ">90".
 
-"holdout2" was written without sight of the scrubber's rules, its tests or its measured figures, so
-it is held out from whoever tunes them; it has no floor in the tests. Its vocabulary, formats,
+"holdout2" was written without sight of the scrubber's rules, its tests or its measured figures,
+and scored once before the rules were fixed on it (docs/reports.md gives both figures). Its vocabulary, formats,
 templates and layouts live in `medrep.data.phi_holdout2`. Its notes imitate the places and systems
 the other splits leave out: English-language reports from the Netherlands, Germany, Switzerland,
 Scandinavia, Israel, the Gulf states, Hong Kong, Japan, South Korea, Taiwan, New Zealand, Kenya,

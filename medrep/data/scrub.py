@@ -89,6 +89,20 @@ DEFAULT_TITLES: tuple[str, ...] = (
     "Srta.",
     "Herr",
     "Frau",
+    "Dr.med.",
+    "Dr. med.",
+    "Dra.",
+    "Prof. dr.",
+    "Col",
+    "COL",
+    "Lt Col",
+    "LTC",
+    "Maj",
+    "MAJ",
+    "Capt",
+    "CAPT",
+    "Sgt",
+    "SGT",
 )
 # Credentials after a person's name ("Jane Doe, MD").
 DEFAULT_CREDENTIALS: tuple[str, ...] = (
@@ -122,6 +136,7 @@ DEFAULT_NAME_CUES: tuple[str, ...] = (
     "attending",
     "radiologist",
     "resident",
+    "dear",
 )
 # Words that introduce a record, accession or visit number (case-insensitive).
 DEFAULT_ID_CUES: tuple[str, ...] = (
@@ -201,6 +216,14 @@ DEFAULT_ID_CUES: tuple[str, ...] = (
     "ur",
     "phn",
     "job no",
+    "placer order",
+    "filler order",
+    "order",
+    "karte no",
+    "last-4",
+    "last 4",
+    "icn",
+    "ahv",
 )
 # Words that introduce a phone, pager or extension number (case-insensitive).
 DEFAULT_PHONE_CUES: tuple[str, ...] = (
@@ -213,6 +236,15 @@ DEFAULT_PHONE_CUES: tuple[str, ...] = (
     "blp",
     "local",
     "switchboard",
+    "internal",
+    "direct dial",
+    "dect",
+    "cordless",
+    "hotline",
+    "appointments",
+    "front desk",
+    "reached on",
+    "faxed to",
     "ring",
     "ph",
     "mob",
@@ -245,13 +277,24 @@ _MONTHS_NOT_VERB = _MONTHS.replace("May", r"May(?!\s+[a-z])")
 # and in an all-capitals report ("2 MAY REPRESENT ATELECTASIS")
 _MONTHS_NOT_VERB_UPPER = _MONTHS.upper().replace("MAY", r"MAY(?!\s+[A-Z])")
 _YEAR = r"(?:19|20)\d{2}"
+_WEEKDAYS = (
+    "monday|tuesday|wednesday|thursday|friday|saturday|sunday|mon|tues|tue|wed|thurs|thur|thu"
+    "|fri|sat|sun"
+)
+# a month in Roman numerals ("04.II.2019", "23 VII 2024"), and a day of the month in words
+_ROMAN_MONTH = "XII|XI|X|IX|VIII|VII|VI|V|IV|III|II|I"
+_DAY_WORDS = (
+    "(?:twenty-|thirty-)?(?:first|second|third|fourth|fifth|sixth|seventh|eighth|ninth)"
+    "|tenth|eleventh|twelfth|thirteenth|fourteenth|fifteenth|sixteenth|seventeenth|eighteenth"
+    "|nineteenth|twentieth|thirtieth"
+)
 _DAY = r"(?:[12]\d|3[01]|0?[1-9])(?i:st|nd|rd|th)?"
 
 _DATE_PATTERNS: tuple[str, ...] = (
     # a weekday and the date after it, year included, first so that "MON NOV 9" is one date and
     # not "MON" beside a dated "NOV 9": "Thu 8/3", "Fri, 11/27/15", "Thu 28 Mar", "Wed 20 Sept
     # 2017", "Friday, February 4, 2011", "Sun 11th" (not "Sat 92%": a day alone needs its suffix)
-    rf"(?i:\b(?:mon|tue|tues|wed|thu|thur|thurs|fri|sat|sun)(?:day)?\b\.?,?\s+)"
+    rf"(?i:\b(?:{_WEEKDAYS})\b\.?,?\s+)"
     rf"(?:\d{{1,2}}[/-]\d{{1,2}}(?:[/-](?:\d{{4}}|\d{{2}}))?(?![\d/])"
     rf"|{_DAY}\s+(?:of\s+)?{_MONTH}(?:,?\s+{_YEAR}\b)?|{_MONTH}\s+{_DAY}\b(?:,?\s+{_YEAR}\b)?"
     rf"|(?:[12]\d|3[01]|0?[1-9])(?i:st|nd|rd|th)\b)",
@@ -287,6 +330,22 @@ _DATE_PATTERNS: tuple[str, ...] = (
     rf"-(?:{_DAY}-)?(?:{_YEAR}|\d{{2}})\b",
     rf"\b{_DAY}/{_MONTH}/(?:{_YEAR}|\d{{2}})\b",
     rf"\b{_MONTH}\s+['’]\d{{2}}\b",
+    # "23 VII 2024", "04.II.2019", "X/2003": a Roman month between a day and a year, or before
+    # a year (not "grade II", "Bosniak IIF")
+    rf"\b{_DAY}[ .](?:{_ROMAN_MONTH})[ .]{_YEAR}\b",
+    rf"(?<![\w/])(?:{_ROMAN_MONTH})/{_YEAR}\b",
+    # "Nov/2021", "1999-Aug-08", "12 Jun. '00", "2004-02" (a year and a month)
+    rf"\b{_MONTH}/{_YEAR}\b",
+    rf"\b{_YEAR}-{_MONTH}-{_DAY}\b",
+    rf"\b{_DAY}\s+{_MONTH}\s*['’]\d{{2}}\b",
+    rf"(?<![\d./-]){_YEAR}-(?:0[1-9]|1[0-2])(?![\d/-]|\.\d)",
+    # "the fourth of July", "February the fifteenth" (a day in words)
+    rf"(?i:\b(?:{_DAY_WORDS})\s+of\s+)(?:{_MONTHS_NOT_VERB}|{_MONTHS_NOT_VERB_UPPER})\b",
+    rf"\b(?:{_MONTHS}|{_MONTHS.upper()})\s+(?i:the\s+(?:{_DAY_WORDS}))\b",
+    # a Japanese era date ("H25.09.23": Meiji, Taisho, Showa, Heisei, Reiwa) and a Taiwanese
+    # (ROC) year of 100-119 ("107/09/10")
+    r"\b[MTSHR]\d{1,2}\.\d{1,2}\.\d{1,2}\b",
+    r"(?<![\d/])1[01]\d/\d{1,2}/\d{1,2}(?![\d/])",
     # "on 3/14", "dated 3/14", "date: 3/14": a month and day without a year, after a cue (a
     # bare "2/3" is a fraction)
     r"(?i:(?<=\bon )|(?<=\bdated )|(?<=\bdate: )|(?<=\bdate )|(?<=\bsince )|(?<=\bexam: )"
@@ -303,6 +362,8 @@ _STREET_TYPES = (
     "|Circle|Trail|Pike|Way"
 )
 _TIME_PATTERNS: tuple[str, ...] = (
+    # "6:30 in the morning" (first: the clock rule below would leave its period words)
+    r"(?<![\d:.])(?:1[0-2]|0?[1-9])[:.][0-5]\d\s+(?i:in\s+the\s+(?:morning|afternoon|evening)|at\s+night)\b",
     # ("02:44:" at a line's head: a colon after the time is punctuation)
     r"(?<![\d:.])(?:[01]?\d|2[0-3]):[0-5]\d(?::[0-5]\d)?(?:\s*(?:[AaPp]\.[Mm]\.|[AaPp][Mm]\b))?"
     r"(?!\d|:\d)",
@@ -317,6 +378,11 @@ _TIME_PATTERNS: tuple[str, ...] = (
     # (not a house number: "at 2259 Clover Way")
     rf"(?![ \t]+(?:[A-Z][\w'’\-]*[ \t]+){{1,3}}(?:{_STREET_TYPES}|{_STREET_TYPES.upper()})\b)",
     r"(?<![\d.])(?:[01]?\d|2[0-3])[hH][0-5]\d\b",
+    # "14u30" (Dutch), "kl. 20.48" (Scandinavian), "at 09h", "2000Z", "6:30 in the morning"
+    r"(?<![\d.])(?:[01]?\d|2[0-3])[uU][0-5]\d\b",
+    r"(?i:(?<=\bkl\. )|(?<=\bkl ))(?:[01]?\d|2[0-3])[.:][0-5]\d\b",
+    r"(?i:(?<=\bat )|(?<=: )|(?<=\bsent ))(?:[01]?\d|2[0-3])[hH]\b",
+    r"(?<![\d.])(?:[01]\d|2[0-3])[0-5]\dZ\b",
 )
 _PHONE_PATTERNS: tuple[str, ...] = (
     # "203/618-1410" (before the national pattern takes its last seven digits)
@@ -331,6 +397,8 @@ _PHONE_PATTERNS: tuple[str, ...] = (
     r"(?<![\w.+/-])(?=(?:\D{0,3}\d){9,11}(?!\s?\d))"
     r"(?:\(0\d{1,4}\)|\(0\)\s?\d{1,4}|0\d{1,4})(?:[\s-]?\d{2,6}){1,3}(?!\d|\.\d)",
     r"(?<![\d.\-])\d{3}-\d{4}(?!\d|\.\d)",
+    # "(31) 95212-3094": a two-digit area code in brackets
+    r"(?<![\w)])\(\d{2}\)\s?\d{4,5}-\d{4}(?!\d|\.\d)",
 )
 _EMAIL_PATTERNS: tuple[str, ...] = (r"(?<![\w.+-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+",)
 # a US social security number: no measurement or clinical code has this shape
@@ -356,23 +424,32 @@ _ADDRESS_PATTERNS: tuple[str, ...] = (
 # Box 925, Warrnambool VIC 3435; found...", "Res. address: Lot 864, Jalan Tun Razak, 70464
 # Seremban, Negeri Sembilan Modality: CR"): any layout, as long as it holds a digit
 _ADDRESS_CUES = (
-    r"lives(?:\s+alone)?\s+at|resides\s+at|residing\s+at|living\s+at|res\.?\s+address|residential"
-    r"\s+address|home\s+address|postal\s+address|postal|address|addr\.|facility\s+at|care\s+of|c/o"
-    r"|gp\s+surgery,"
+    r"lives(?:\s+alone|\s+with\s+(?:his|her|their|a)?\s*\w+)?\s+at|resides\s+at|residing\s+at"
+    r"|living\s+at|res\.?\s+address|residential\s+address|home\s+address|postal\s+address|postal"
+    r"|address|addr\.|facility\s+at|care\s+of|c/o|gp\s+surgery,|residence\s*:|mailed\s+to"
+    r"|collapsed\s+outside"
 )
 # where the clause ends: a semicolon, a line, two spaces, a bar, a sentence's full stop (not an
 # abbreviation's: "St.", "Co. Kerry"), or the next "Label:" of a header
 _ADDRESS_END = (
-    r"\s*(?:;|\n|\s\s|\|)|(?<!\b[A-Z])(?<!\bSt)(?<!\bRd)(?<!\bNo)(?<!\bCo)(?<!\bDr)(?<!\bMt)(?<!\bAve)"
+    r"\s*(?:;|\n|\s\s|\||\s/\s)|(?<!\b[A-Z])(?<!\bSt)(?<!\bRd)(?<!\bNo)(?<!\bCo)(?<!\bDr)(?<!\bMt)(?<!\bAve)"
     r"(?<!\bApt)(?<!\bBlk)(?<!\bHwy)(?<!\bBrgy)(?<!\bCres)(?<!\bH\.No)\.(?:\s+[A-Z][a-z]|\s*$)"
     r"|\s+(?:[A-Z]{2,}|[A-Z][a-z]+(?:\s[a-z.]+){0,2}):\s|\s+(?i:with|who|since|until|for|found)\b|$"
 )
 # the clause holds a digit (a house number, a box, a postcode): "lives at home" is no address
 _CLAUSE_CHAR = rf"(?:(?!{_ADDRESS_END})[^;\n|])"
-_ADDRESS_AFTER_CUE = (
-    rf"(?i:\b(?:{_ADDRESS_CUES}))\s*[:\-]?\s*"
-    rf"(?P<v>{_CLAUSE_CHAR}{{0,60}}?\d{_CLAUSE_CHAR}{{0,120}}?)(?={_ADDRESS_END})"
-)
+
+
+def _address_after_cue(replacement: str) -> str:
+    """The clause after an address cue, which must hold a digit or an identifier the rules before
+    replaced ("1-9-20 Kitasenzoku, Ota-ku, Tokyo 145-0042" after its date and id are gone)."""
+    digit = rf"(?:\d|{re.escape(replacement)})"
+    return (
+        rf"(?i:\b(?:{_ADDRESS_CUES}))\s*[:\-]?\s*"
+        rf"(?P<v>{_CLAUSE_CHAR}{{0,60}}?{digit}{_CLAUSE_CHAR}{{0,120}}?)(?={_ADDRESS_END})"
+    )
+
+
 # ages over 89 in words ("ninety-two-year-old", "one hundred and one years old")
 _UNITS = "one|two|three|four|five|six|seven|eight|nine"
 _AGE_WORDS_AFTER_CUE = (
@@ -389,7 +466,9 @@ _AGE_PATTERNS: tuple[str, ...] = (
     _AGE_WORDS_AFTER_CUE,
     r"\b(?P<n>\d{2,3})(?=\s*-?\s*(?i:years?|yrs?)\b)",
     r"\b(?P<n>\d{2,3})(?=\s*(?i:y/o|y\.o\.?|yo|yof|yom)\b)",
-    r"(?i:\b(?:age|aged)\s*:?\s*)(?P<n>\d{2,3})\b",
+    # (not the HIPAA band "AGE 90+")
+    r"(?i:\b(?:age|aged|aet\.?)\s*:?\s*)(?P<n>\d{2,3})\b(?!\+)",
+    r"(?i:\b(?:male|female),\s*)(?P<n>\d{2,3})\b(?!\s*(?i:mm|cm|kg|%))",
     r"\b(?P<n>\d{2,3})(?=\s?[MF]\b)",
     r"\b(?P<n>\d{2,3})(?=\s?/\s?[MF]\b)",
     # "98y", "100y M", "F/98"
@@ -404,13 +483,19 @@ _RELATION_CUE = (
 # words after a name cue ("cc:", "Ref:", "Consultant") that are not names
 # cues after which a name follows only with a colon ("cc: Dr Smith", "Ref: Jones"; not "800 cc
 # of fluid", "ref range")
-LABEL_NAME_CUES: tuple[str, ...] = ("cc", "c.c.", "ref", "cons", "name", "copy to")
+LABEL_NAME_CUES: tuple[str, ...] = (
+    "cc", "c.c.", "ref", "cons", "name", "copy to", "from", "req phys", "name of patient",
+    "technologist", "senior physician", "attending of record", "final read", "ordering physician",
+    "requesting physician", "reading physician",
+)  # fmt: skip
 _NOT_NAMES = (
     r"(?i:gp|ward|not|the|duty|radiologist|consultant|team|department|secure|assoc|mrs|mr|ms|dr"
     r"|practice|clinic|hospital|registrar|patient|file|records|mci|ph|reg|sra|sr|time|unknown|none"
     r"|n/a|no|yes|see|nil|same|above|below|referring|on-call|on|seen|emergency|respiratory|chest"
     r"|physician|medical|surgical|cardiology|oncology|orthopaedic|orthopedic|team|pa|ap|cxr|ct|xr"
-    r"|lateral|frontal|report|reporting|x-ray|registrar|resident|nurse|staff|duty|ed|icu|a&e)\b"
+    r"|lateral|frontal|report|reporting|x-ray|registrar|resident|nurse|staff|duty|ed|icu|a&e"
+    r"|colleague|colleagues|sir|madam|all|radiology|imaging|ward|records|medical|room|pod|bay|bed"
+    r"|ordering|tumour|tumor|board|mdt)\b"
 )
 # a signature's role after a name ("... Consultant Radiologist")
 _ROLES = (
@@ -421,6 +506,11 @@ _ROLES = (
 _LETTERS = r"(?:[^\W\d_]|['’\-])"
 _NAME_TOKEN = rf"(?!X{{2,}}\b)[A-ZÀ-Þ]{_LETTERS}+"
 _INITIAL = r"[A-ZÀ-ÞĀ-ſ]"
+# words that follow a name in a sentence ("DR. SMITH Was informed")
+_AFTER_NAME = (
+    r"(?i:was|is|were|are|and|at|on|in|to|for|by|with|from|who|has|had|the|of|aware|informed"
+    r"|notified|paged|called|contacted|regarding|re|please|thank|thanks|see|report|reported)\b"
+)
 # words that begin a clinical note rather than a name after "Patient:" ("Known COPD", "Mild CHF")
 _CLINICAL_LEAD = (
     r"(?i:known|mild|moderate|severe|new|chronic|acute|recent|suspected|query|possible|probable"
@@ -446,12 +536,12 @@ _CAPS_NAME_STOP = (
 # further name tokens: initials or capitalised words with a lower-case second letter, so that an
 # all-capitals sentence after "DR. SMITH" is not swallowed
 _NAME_MORE = (
-    rf"(?:\s+{_NAME_PARTICLES}{{0,2}}(?:[A-Z]\.|(?!I\s+[a-z])[A-Z](?=\s)|[A-ZÀ-Þ][a-zà-ÿ]{_LETTERS}*"
+    rf"(?:[ \t]+{_NAME_PARTICLES}{{0,2}}(?:[A-Z]\.|(?!I\s+[a-z])[A-Z](?=\s)|[A-ZÀ-Þ][a-zà-ÿ]{_LETTERS}*"
     rf"|(?!(?:{_CAPS_NAME_STOP})\b)[A-ZÀ-ÞĀ-ſ](?:[A-ZÀ-ÞĀ-ſ]|['’\-](?=[A-ZÀ-ÞĀ-ſ])){{2,}}"
     rf"(?![^\W\d_]))){{0,2}}"
 )
 _CAPS_NAME_MORE = (
-    r"(?:\s+(?:[A-Z]\.|(?!I\s+[a-z])[A-Z](?=\s)"
+    r"(?:[ \t]+(?:[A-Z]\.|(?!I\s+[a-z])[A-Z](?=\s)"
     rf"|(?!(?:{_CAPS_NAME_STOP})\b)[A-ZÀ-ÞĀ-ſ][A-ZÀ-ÞĀ-ſ'’\-]+)){{0,2}}"
 )
 
@@ -463,7 +553,8 @@ _INSTITUTION_HEADS = (
     "Hospitals?|Medical Cent(?:er|re)|Health(?:care)? Cent(?:er|re)|Cent(?:er|re)|Health System"
     "|Healthcare"
     "|Clinic|Infirmary|Sanatorium|Hospice|Nursing Home|Care Home|Medical College|Medical School"
-    "|Cancer Cent(?:er|re)|Heart Cent(?:er|re)|Institute|Polyclinic"
+    "|Cancer Cent(?:er|re)|Heart Cent(?:er|re)|Institute|Polyclinic|Medical City|Medical Complex"
+    "|Health Care Campus|UMC"
 )
 _INSTITUTION_FIRST = (
     "Hospital|Hôpital|Hopital|Clínica|Clinica|Klinikum|Universitätsklinikum"
@@ -499,7 +590,7 @@ _INSTITUTION_KIND_WORDS: frozenset[str] = frozenset(
 # a capitalised word (or "St."), and the particles inside place and institution names
 _CAP_WORD = (
     r"\b(?!(?i:at|in|from|to|with|for|by|is|was|were|are|per|via|seen|since|after|before)\b)"
-    r"(?:St\.|[A-Z][\w'’\-]*)"
+    r"(?:St\.|[A-Z]\.|[A-Z](?![\w'’\-]*\d)[\w'’\-]*)"
 )
 _PARTICLE = (
     r"(?:of|the|de|da|do|dos|das|del|della|di|du|la|le|les|el|al|upon|on|am|an|der|den|y|and|&)"
@@ -513,6 +604,8 @@ _INSTITUTION_PATTERNS: tuple[str, ...] = (
     rf"(?:\s+(?i:of)\s+(?:(?i:the)\s+)?{_CAP_WORD}(?:\s+{_CAP_WORD}){{0,2}})?)",
     rf"(?P<v>\b(?:{_INSTITUTION_FIRST}|{_INSTITUTION_FIRST.upper()})(?:\s+(?:{_PARTICLE}\s+)*{_CAP_WORD}){{1,4}})",
     r"\b(?P<v>Charit[ée]|Karolinska|Pitié-Salpêtrière|Salp[êe]tri[èe]re)\b",
+    # "Inselspital", "Universitätsspital Zürich", "Rigshospitalet": a hospital in one word
+    r"\b(?P<v>[A-Z][a-zäöüå]+(?:spital|sjukhuset|hospitalet|ziekenhuis|klinikum)\b)",
 )
 # Places: the gazetteer's names (medrep.data.gazetteer) where the context makes them places, and
 # any capitalised words after a phrase that introduces a place
@@ -544,6 +637,14 @@ MEDICAL_HEAD_WORDS: frozenset[str] = frozenset(
         "level",
         "lobe",
         "zone",
+        "chest",
+        "definition",
+        "category",
+        "guidelines",
+        "guideline",
+        "staging",
+        "rule",
+        "rules",
     }
 )  # fmt: skip
 # town names that are also clinical or report words ("Normal heart size", "Clear lungs")
@@ -639,7 +740,14 @@ class Scrubber:
             self._large_places = frozenset(
                 n.lower() for n, kind in shipped.items() if kind in ("country", "state", "region")
             )
+        # the fields of HL7 segments first, each as what its position says it holds (an HL7
+        # time stamp is a date, not the run of digits the id rule would take)
         self._rules = [
+            (c, _hl7_finder(c))
+            for c in SCRUB_CATEGORIES
+            if c in self.categories and c in _HL7_CATEGORIES
+        ]
+        self._rules += [
             (c, finder)
             for c in SCRUB_CATEGORIES
             if c in self.categories
@@ -686,7 +794,10 @@ class Scrubber:
         if category == "email":
             return [re.compile(p) for p in _EMAIL_PATTERNS]
         if category == "address":
-            return [re.compile(_ADDRESS_AFTER_CUE), *(re.compile(p) for p in _ADDRESS_PATTERNS)]
+            return [
+                re.compile(_address_after_cue(self.replacement)),
+                *(re.compile(p) for p in _ADDRESS_PATTERNS),
+            ]
         if category == "id":
             cues = _alternation(self.id_cues)
             return [
@@ -701,8 +812,25 @@ class Scrubber:
                 ),
                 # (its letters too: before the digits alone take "XR-4148400"'s number)
                 re.compile(r"\b[A-Z]{1,3}-?\d{6,}\b"),
-                # no measurement has seven digits
-                re.compile(rf"(?<![\w.])\d{{{self.min_id_digits},}}(?:-\d{{1,3}})?(?!\d|\.\d)"),
+                # "RA96-0470286", "ORD-8384-281905", "HN-2785-9553-D": letters, then groups of
+                # digits with five digits at least ("ICD-10", "C5-6" stay); "2018XR775259"
+                re.compile(
+                    r"(?<![\w-])(?!(?i:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)-)"
+                    r"(?=[A-Z]{1,4}(?:-?\d){5})[A-Z]{1,4}\d{0,4}(?:-\d{2,}){1,3}(?:-[A-Z])?\b"
+                ),
+                re.compile(r"\b\d{2,4}[A-Z]{1,3}\d{5,}\b"),
+                # no measurement has seven digits ("881852905-B", "2286662384V671048": with a
+                # check letter or a second part)
+                re.compile(
+                    # (not a SNOMED CT concept: "SNOMED CT 233604007")
+                    r"(?<!SNOMED CT )(?<!SNOMED )(?<!SCTID )"
+                    rf"(?<![\w.])\d{{{self.min_id_digits},}}(?:-\d{{1,3}}|-[A-Z]\b|[A-Z]\d+)?"
+                    r"(?!\d|\.\d)"
+                ),
+                # "756.3204.6739.90": groups of digits between full stops, ten digits at least
+                re.compile(r"(?<![\d.])\d{3,4}(?:\.\d{4}){2}(?:\.\d{2})?(?![\d.])"),
+                # a VistA case number: "(Case 7758 COMPLETE)"
+                re.compile(r"(?<=\()(?i:case)\s+(?P<v>\d{2,})\b"),
             ]
         if category == "phone":
             cues = _alternation(self.phone_cues)
@@ -727,7 +855,7 @@ class Scrubber:
             cues = _alternation(self.name_cues)
             # "SHAH, Ingrid", "O'BRIEN, LEILA", "McCarthy, Yael": a surname, a comma, a given name
             surname_first = (
-                rf"(?!X{{2,}}\b)[A-ZÀ-ÞĀ-ſ]{_LETTERS}+,\s+(?!(?:{_CAPS_NAME_STOP})\b)"
+                rf"(?!X{{2,}}\b)[A-ZÀ-ÞĀ-ſ]{_LETTERS}+,[ \t]*(?!(?:{_CAPS_NAME_STOP})\b)"
                 rf"[A-ZÀ-ÞĀ-ſ]{_LETTERS}+(?![^\W\d_])(?:[ \t]{_INITIAL}\b\.?)?"
             )
             # "STEYN P.E.", "NÍ BHRIAIN W.D.": a surname in capitals, then two or three initials
@@ -736,10 +864,15 @@ class Scrubber:
                 rf"(?!X{{2,}}\b)(?!(?:{_CAPS_NAME_STOP})\b){_CAPS_WORD}(?:[ \t]+{_CAPS_WORD})?"
                 rf"[ \t]+(?:{_INITIAL}\.){{2,3}}(?![^\W\d_])"
             )
+            # "YAMADA Kazuhiro", "MAK Chi Keung": a surname in capitals, then the given names
+            surname_given = (
+                rf"(?!(?:{_CAPS_NAME_STOP})\b){_CAPS_WORD}"
+                rf"(?:[ \t]+(?!{_AFTER_NAME}){_TITLE_WORD}){{1,2}}"
+            )
             name = (
                 rf"(?:{_INITIAL}\.\s*){{0,2}}{_NAME_PARTICLES}{{0,2}}"
                 rf"(?!(?:{_CAPS_NAME_STOP})\b|{_NOT_NAMES})"
-                rf"(?:{surname_first}|{surname_initials}"
+                rf"(?:{surname_first}|{surname_initials}|{surname_given}"
                 rf"|(?!X{{2,}}\b)[A-ZÀ-ÞĀ-ſ][A-ZÀ-ÞĀ-ſ'’\-]+"
                 rf"{_CAPS_NAME_MORE}(?![^\W\d_])"
                 rf"|{_NAME_TOKEN}{_NAME_MORE})"
@@ -768,7 +901,7 @@ class Scrubber:
                 # "PATIENT: YOON Guadalupe", "Patient: Wójcik, Gurpreet": after a patient label,
                 # two or three words written as a name is (one in capitals, or "Surname, Given")
                 re.compile(
-                    rf"(?i:\b(?:patient|pt|patient's name))\s*:\s*(?:(?:{titles})\s+)?"
+                    rf"(?i:\b(?:patient|pt\.?|patient's name|name of patient))\s*:\s*(?:(?:{titles})\s+)?"
                     rf"(?P<v>{surname_first}|{surname_initials}"
                     rf"|(?!(?:{_CAPS_NAME_STOP})\b){_CAPS_WORD}[ \t]+(?!{_CLINICAL_LEAD}){_TITLE_WORD}"
                     rf"|(?!{_CLINICAL_LEAD}){_TITLE_WORD}(?:[ \t]+{_TITLE_WORD})?[ \t]+"
@@ -928,6 +1061,67 @@ _RUN_WORD = re.compile(r"[^\s]+")
 def _mostly_capitals(text: str) -> bool:
     letters = [c for c in text if c.isalpha()]
     return bool(letters) and sum(c.isupper() for c in letters) > 0.8 * len(letters)
+
+
+# HL7 v2 messages pasted into a report (one segment a line, "PID|1||..."): the fields that hold
+# identifiers, by segment and field number (HL7 v2.5 chapters 2, 3, 4 and 7), and what they
+# hold; "xcn" is a person as id^family^given^middle (the id an id, the rest a name). MSH counts
+# its field separator as field 1, so its n-th field is the (n-1)-th after the segment name.
+_HL7_FIELDS: dict[str, dict[int, str]] = {
+    "MSH": {7: "date", 10: "id"},
+    "EVN": {2: "date", 6: "date"},
+    "PID": {
+        2: "id", 3: "id", 4: "id", 5: "name", 6: "name", 7: "date", 9: "name", 11: "address",
+        13: "phone", 14: "phone", 18: "id", 19: "id", 20: "id", 21: "id", 29: "date",
+    },
+    "NK1": {2: "name", 4: "address", 5: "phone", 6: "phone"},
+    "PV1": {7: "xcn", 8: "xcn", 9: "xcn", 17: "xcn", 19: "id", 44: "date", 45: "date"},
+    "ORC": {2: "id", 3: "id", 9: "date", 10: "xcn", 11: "xcn", 12: "xcn"},
+    "OBR": {
+        2: "id", 3: "id", 6: "date", 7: "date", 8: "date", 14: "date", 16: "xcn", 22: "date",
+        28: "xcn", 32: "xcn", 33: "xcn", 34: "xcn", 35: "xcn", 36: "date",
+    },
+    "OBX": {14: "date", 16: "xcn", 19: "date"},
+}  # fmt: skip
+_HL7_CATEGORIES = frozenset({"id", "phone", "date", "address", "name"})
+_HL7_SEGMENT = re.compile(rf"(?m)^(?:{'|'.join(_HL7_FIELDS)})\|[^\n]*")
+
+
+def _hl7_finder(category: str) -> Finder:
+    """The spans of `category` in the identifier fields of HL7 v2 segments."""
+
+    def find(text: str) -> Iterator[tuple[int, int]]:
+        for m in _HL7_SEGMENT.finditer(text):
+            segment = m.group()
+            name = segment[:3]
+            fields = _HL7_FIELDS[name]
+            offset = m.start()
+            starts = [0, *(i + 1 for i, c in enumerate(segment) if c == "|")]
+            for k, start in enumerate(starts[1:], start=1):
+                number = k + 1 if name == "MSH" else k
+                kind = fields.get(number)
+                if kind is None:
+                    continue
+                end = segment.find("|", start)
+                value = segment[start : len(segment) if end < 0 else end]
+                components = value.split("~")[0].split("^")
+                if kind == "xcn":
+                    spans = [("id", 0, len(components[0]))]
+                    rest = "^".join(components[1:4])
+                    if rest.strip("^"):
+                        spans.append(
+                            ("name", len(components[0]) + 1, len(components[0]) + 1 + len(rest))
+                        )
+                elif kind == "id":
+                    spans = [("id", 0, len(components[0]))]
+                else:
+                    spans = [(kind, 0, len(value.split("~")[0]))]
+                for span_kind, a, b in spans:
+                    piece = value[a:b]
+                    if span_kind == category and re.search(r"[^\W_]", piece):
+                        yield offset + start + a, offset + start + b
+
+    return find
 
 
 def _regex_finder(pattern: re.Pattern[str], category: str, max_age: int) -> Finder:
