@@ -29,7 +29,9 @@ lint: install
 # (Python and torch start-up, DDP launchers). Measured in fresh clones on 2026-12-07: pytest
 # 739 s in one process, 526 s in two; make test from a fresh clone 1039 s -> 833 s.
 # With the rank-failure tests under three launchers (evening): pytest 608 s, make test 865 s,
-# close to the 15-minute budget.
+# close to the 15-minute budget. On 2026-12-08's VM (AMD EPYC): make test in a fresh clone
+# whose venv was installed, quiet, 414 s (pytest 408 s); with the install and a pretraining
+# running beside it, 1029 s.
 # TEST_WORKERS=0 runs the suite in one process
 TEST_WORKERS ?= 2
 test: lint
