@@ -199,18 +199,31 @@ TEXT_CACHE = [
 ]
 
 
+# a cosine learning rate over the two epochs, stepped by Lightning at each epoch's end (the
+# plateau scheduler of the other cases is stepped by the module itself after validation)
+COSINE = [
+    "~model.module.scheduler",
+    "+model.module.scheduler={_target_:torch.optim.lr_scheduler.CosineAnnealingLR,"
+    "_partial_:true,T_max:2}",
+]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("text_cache", [False, True], ids=["trained_text_layer", "text_cache"])
+@pytest.mark.parametrize(
+    ("text_cache", "schedule"),
+    [(False, []), (True, []), (True, COSINE)],
+    ids=["trained_text_layer", "text_cache", "text_cache_cosine"],
+)
 def test_a_killed_run_resumes_to_the_same_end(
-    tiny_root: Path, tiny_world: IngestedWorld, text_cache: bool
+    tiny_root: Path, tiny_world: IngestedWorld, text_cache: bool, schedule: list[str]
 ) -> None:
-    tag = "_cache" if text_cache else ""
+    tag = ("_cache" if text_cache else "") + ("_cosine" if schedule else "")
     unbroken_run, killed_run = f"unbroken{tag}", f"killed{tag}"
     unbroken_log, killed_log = (
         tiny_root / f"{unbroken_run}_batches.jsonl",
         tiny_root / f"{killed_run}_batches.jsonl",
     )
-    extra = TEXT_CACHE if text_cache else []
+    extra = (TEXT_CACHE if text_cache else []) + schedule
     unbroken = run_command(
         pretrain_command(tiny_root, tiny_world, unbroken_run, *extra, *recorder(unbroken_log))
     )
