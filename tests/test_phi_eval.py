@@ -81,7 +81,7 @@ def test_measured_recall_and_precision_hold(corpus: dict[str, list[PhiNote]]) ->
         "dev": (0.99, 0.99),
         "test": (0.99, 0.99),
         "holdout": (0.98, 0.99),
-        "holdout2": (0.93, 0.98),
+        "holdout2": (0.92, 0.98),
     }
     for split, (recall, precision) in floors.items():
         scores = score(corpus[split], scrubber.spans)

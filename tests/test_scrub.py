@@ -122,7 +122,7 @@ CASES = [
     ),
     (
         "History from her son, Mthembu, Ishita. Relayed to HIGGINBOTHAM H.B., nurse in charge. "
-        "PATIENT: YOON Guadalupe. Name: Mdm Kok Leong KAPOOR. cc: Ž.B. ten Brink (GP)",
+        "PATIENT: YOON Guadalupe  Name: Mdm Kok Leong KAPOOR. cc: Ž.B. ten Brink (GP)",
         ["Mthembu", "Ishita", "HIGGINBOTHAM", "YOON", "Guadalupe", "Kok", "KAPOOR", "Brink"],
         {"name": 5},
     ),
@@ -155,6 +155,14 @@ CASES = [
         ],
         {"id": 5, "date": 3, "name": 2},
     ),
+    # HL7's own segment separator is a carriage return; a field's repetitions each go
+    (
+        "MSH|^~\\&|RIS|RAD|HIS|WARD|201911101450||ORU^R01|MSG48060|P|2.3.1\r"
+        "PID|1||5988-5533-32^^^^MR~123456^^^SSA^SS||DOE^JOHN~ROE^JANE||19561127|F\r\n"
+        "OBX|1|TX|&GDT^Report||No effusion.||||||F",
+        ["201911101450", "MSG48060", "5988", "123456", "DOE", "JOHN", "ROE", "JANE", "19561127"],
+        {"id": 3, "date": 2, "name": 2},
+    ),
     (
         "CT of 23 VII 2024 and 04.II.2019; staging CT X/2003 and Nov/2021; since the fourth of "
         "July and February the fifteenth; Wednesday, 9 December 2009; era date H25.09.23.",
@@ -184,7 +192,8 @@ CASES = [
         {"address": 1, "institution": 2},
     ),
     (
-        "Req Phys: PRUITT,EARL J. Dear YAMADA Kazuhiro, thank you. Sex/Age: male, 97. Aet. 93.",
+        "Req Phys: PRUITT,EARL J      Pat Loc: ER. Dear YAMADA Kazuhiro, thank you. Sex/Age: male, "
+        "97. Aet. 93.",
         ["PRUITT", "EARL", "YAMADA", "Kazuhiro", "97", "93"],
         {"name": 2, "age": 2},
     ),
@@ -228,6 +237,13 @@ CLINICAL = [
     "Moderate ARDS (Berlin definition); Bethesda category III; Buffalo chest after sternotomy.",
     "SNOMED CT 233604007; ICD-10 J18.9; degenerative change at T10-11. AGE 90+, frail.",
     "Bosniak IIF cyst, Lung-RADS 4A, grade II of IV, for 24h. Dear Colleague, cc: Room 8.09.",
+    # what a review of the third round found eaten, each fixed
+    "90Y radioembolisation. O2 sat 92-94% on RA. Fractures of the 4th, 5th and 6th ribs.",
+    "May the second nodule represent scarring? Family history: Mother: Breast cancer.",
+    "Patient: COPD Exacerbation. Patient: Intubated, Sedated. Admitted from: Home.",
+    "Final read: Normal study. MRS Choline peak. MAJ FISSURE THICKENED. SIGMOID COL LESION.",
+    "Local 2000 mL, Internal 1234 units. Order 500 mg amoxicillin. Troponin repeat at 6h.",
+    "Heparin 5 X 2000 IU. CT 12 V 2019. Male, 180 lbs. Dose 2000-05. IEC-60601. NG-12345 tube.",
 ]
 
 

@@ -77,7 +77,6 @@ DEFAULT_TITLES: tuple[str, ...] = (
     "Sr",
     "Sister",
     "Mx",
-    "MRS",
     "Mme",
     "MME",
     "Mlle",
@@ -94,11 +93,8 @@ DEFAULT_TITLES: tuple[str, ...] = (
     "Dra.",
     "Prof. dr.",
     "Col",
-    "COL",
     "Lt Col",
-    "LTC",
     "Maj",
-    "MAJ",
     "Capt",
     "CAPT",
     "Sgt",
@@ -218,7 +214,6 @@ DEFAULT_ID_CUES: tuple[str, ...] = (
     "job no",
     "placer order",
     "filler order",
-    "order",
     "karte no",
     "last-4",
     "last 4",
@@ -277,6 +272,8 @@ _MONTHS_NOT_VERB = _MONTHS.replace("May", r"May(?!\s+[a-z])")
 # and in an all-capitals report ("2 MAY REPRESENT ATELECTASIS")
 _MONTHS_NOT_VERB_UPPER = _MONTHS.upper().replace("MAY", r"MAY(?!\s+[A-Z])")
 _YEAR = r"(?:19|20)\d{2}"
+# units after a number make it a measurement, whatever cue came before ("Local 2000 mL")
+_UNIT_AFTER = r"(?i:ml|mg|mcg|g|kg|units?|iu|l|cc|mmol|meq|%|mm|cm|lbs?|bpm|mmhg)\b"
 _WEEKDAYS = (
     "monday|tuesday|wednesday|thursday|friday|saturday|sunday|mon|tues|tue|wed|thurs|thur|thu"
     "|fri|sat|sun"
@@ -294,14 +291,15 @@ _DATE_PATTERNS: tuple[str, ...] = (
     # a weekday and the date after it, year included, first so that "MON NOV 9" is one date and
     # not "MON" beside a dated "NOV 9": "Thu 8/3", "Fri, 11/27/15", "Thu 28 Mar", "Wed 20 Sept
     # 2017", "Friday, February 4, 2011", "Sun 11th" (not "Sat 92%": a day alone needs its suffix)
-    rf"(?i:\b(?:{_WEEKDAYS})\b\.?,?\s+)"
-    rf"(?:\d{{1,2}}[/-]\d{{1,2}}(?:[/-](?:\d{{4}}|\d{{2}}))?(?![\d/])"
+    rf"\b(?=[A-Z])(?i:(?:{_WEEKDAYS})\b\.?,?\s+)"
+    rf"(?:(?:0?[1-9]|[12]\d|3[01])[/-](?:0?[1-9]|[12]\d|3[01])(?:[/-](?:\d{{4}}|\d{{2}}))?(?![\d/%])"
     rf"|{_DAY}\s+(?:of\s+)?{_MONTH}(?:,?\s+{_YEAR}\b)?|{_MONTH}\s+{_DAY}\b(?:,?\s+{_YEAR}\b)?"
     rf"|(?:[12]\d|3[01]|0?[1-9])(?i:st|nd|rd|th)\b)",
     # a day of the month alone, in a date's place: "on the 16th,", "the 1st inst." (not "on the
     # 4th rib", "on the 2nd attempt")
-    r"(?i:(?<=\bon the )|(?<=\bthe ))(?:[12]\d|3[01]|0?[1-9])(?i:st|nd|rd|th)"
+    r"(?i:(?<=\bon the ))(?:[12]\d|3[01]|0?[1-9])(?i:st|nd|rd|th)"
     r"(?=\s+(?i:inst)\b|\s*[,;:)]|\.(?!\d)|\s*$)",
+    r"(?i:(?<=\bthe ))(?:[12]\d|3[01]|0?[1-9])(?i:st|nd|rd|th)(?=\s+(?i:inst)\b)",
     # first, so that "13 February. 3 March" is not read as "February. 3":
     # 14-MAR-2019, 14-Mar-19
     rf"\b{_DAY}-{_MONTH}-(?:{_YEAR}|\d{{2}})\b",
@@ -332,16 +330,19 @@ _DATE_PATTERNS: tuple[str, ...] = (
     rf"\b{_MONTH}\s+['’]\d{{2}}\b",
     # "23 VII 2024", "04.II.2019", "X/2003": a Roman month between a day and a year, or before
     # a year (not "grade II", "Bosniak IIF")
-    rf"\b{_DAY}[ .](?:{_ROMAN_MONTH})[ .]{_YEAR}\b",
+    rf"\b{_DAY}\.(?:{_ROMAN_MONTH})\.{_YEAR}\b",
+    rf"\b{_DAY} (?:XII|XI|IX|VIII|VII|VI|IV|III|II) {_YEAR}\b",
     rf"(?<![\w/])(?:{_ROMAN_MONTH})/{_YEAR}\b",
     # "Nov/2021", "1999-Aug-08", "12 Jun. '00", "2004-02" (a year and a month)
     rf"\b{_MONTH}/{_YEAR}\b",
     rf"\b{_YEAR}-{_MONTH}-{_DAY}\b",
     rf"\b{_DAY}\s+{_MONTH}\s*['’]\d{{2}}\b",
-    rf"(?<![\d./-]){_YEAR}-(?:0[1-9]|1[0-2])(?![\d/-]|\.\d)",
+    rf"(?i:(?<=\bof )|(?<=\bin )|(?<=\bsince )|(?<=\bfrom )|(?<=\bdated )|(?<=\buntil )"
+    rf"|(?<=\bchemotherapy )|(?<=\bsurgery ))"
+    rf"{_YEAR}-(?:0[1-9]|1[0-2])(?![\d/-]|\.\d)",
     # "the fourth of July", "February the fifteenth" (a day in words)
     rf"(?i:\b(?:{_DAY_WORDS})\s+of\s+)(?:{_MONTHS_NOT_VERB}|{_MONTHS_NOT_VERB_UPPER})\b",
-    rf"\b(?:{_MONTHS}|{_MONTHS.upper()})\s+(?i:the\s+(?:{_DAY_WORDS}))\b",
+    rf"\b(?:{_MONTHS_NOT_VERB}|{_MONTHS_NOT_VERB_UPPER})\s+(?i:the\s+(?:{_DAY_WORDS}))\b",
     # a Japanese era date ("H25.09.23": Meiji, Taisho, Showa, Heisei, Reiwa) and a Taiwanese
     # (ROC) year of 100-119 ("107/09/10")
     r"\b[MTSHR]\d{1,2}\.\d{1,2}\.\d{1,2}\b",
@@ -381,7 +382,7 @@ _TIME_PATTERNS: tuple[str, ...] = (
     # "14u30" (Dutch), "kl. 20.48" (Scandinavian), "at 09h", "2000Z", "6:30 in the morning"
     r"(?<![\d.])(?:[01]?\d|2[0-3])[uU][0-5]\d\b",
     r"(?i:(?<=\bkl\. )|(?<=\bkl ))(?:[01]?\d|2[0-3])[.:][0-5]\d\b",
-    r"(?i:(?<=\bat )|(?<=: )|(?<=\bsent ))(?:[01]?\d|2[0-3])[hH]\b",
+    r"(?i:(?<=\bat )|(?<=\bsent ))(?:[01]\d|2[0-3])[hH]\b",
     r"(?<![\d.])(?:[01]\d|2[0-3])[0-5]\dZ\b",
 )
 _PHONE_PATTERNS: tuple[str, ...] = (
@@ -394,7 +395,7 @@ _PHONE_PATTERNS: tuple[str, ...] = (
     r"(?<![\d.])(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s*|\d{3}[\s.-])\d{3}[\s.-]\d{4}(?!\d|\.\d)",
     # national numbers with a trunk 0, 9 to 11 digits in groups: "(08) 8506 2897", "0161 147
     # 2542", "07700 136835", "080-2141 2089", "(0)51 522 2318" (before "555-1234" takes a part)
-    r"(?<![\w.+/-])(?=(?:\D{0,3}\d){9,11}(?!\s?\d))"
+    r"(?<![\w.+/-])(?=(?:\D{0,3}\d){9,11}(?!\s?\d))(?!\d{1,2}[/-]\d{1,2}[/-]\d{2,4}\b)"
     r"(?:\(0\d{1,4}\)|\(0\)\s?\d{1,4}|0\d{1,4})(?:[\s-]?\d{2,6}){1,3}(?!\d|\.\d)",
     r"(?<![\d.\-])\d{3}-\d{4}(?!\d|\.\d)",
     # "(31) 95212-3094": a two-digit area code in brackets
@@ -467,27 +468,36 @@ _AGE_PATTERNS: tuple[str, ...] = (
     r"\b(?P<n>\d{2,3})(?=\s*-?\s*(?i:years?|yrs?)\b)",
     r"\b(?P<n>\d{2,3})(?=\s*(?i:y/o|y\.o\.?|yo|yof|yom)\b)",
     # (not the HIPAA band "AGE 90+")
-    r"(?i:\b(?:age|aged|aet\.?)\s*:?\s*)(?P<n>\d{2,3})\b(?!\+)",
-    r"(?i:\b(?:male|female),\s*)(?P<n>\d{2,3})\b(?!\s*(?i:mm|cm|kg|%))",
+    r"(?i:\b(?:age|aged|aet\.?)\s*:?\s*)(?P<n>\d{2,3})(?=[yY]?\b)(?!\+)",
+    rf"(?i:\b(?:male|female),\s*)(?P<n>\d{{2,3}})\b(?!\s*{_UNIT_AFTER})",
     r"\b(?P<n>\d{2,3})(?=\s?[MF]\b)",
     r"\b(?P<n>\d{2,3})(?=\s?/\s?[MF]\b)",
     # "98y", "100y M", "F/98"
-    r"\b(?P<n>\d{2,3})(?=\s?[yY]\b)",
+    r"\b(?P<n>\d{2,3})(?=\s?y\b)",
+    # "(92 Y)", "79Y/F", "/ 093Y", "F/090Y" (not "90Y radioembolisation": yttrium-90)
+    r"\b(?P<n>\d{2,3})(?=\s?Y(?:\)|\s?/?\s?[MF]\b))",
+    r"(?<=/)\s?(?P<n>\d{2,3})(?=Y\b)",
     r"(?<=\b[MF]/)(?P<n>\d{2,3})\b",
 )
 # a relative named in a history: "from her son, Balogun, Karim", "NOK (daughter): Jane Doe"
 _RELATION_CUE = (
-    r"(?i:\b(?:son|daughter|wife|husband|brother|sister|mother|father|partner|carer|guardian"
-    r"|next of kin|nok)(?:\s*\([a-z ]+\))?)\s*[,:]\s+"
+    r"(?i:\b(?:(?:her|his|their|the patient's)\s+(?:son|daughter|wife|husband|brother|sister"
+    r"|mother|father|partner|carer|guardian)|next of kin|nok)(?:\s*\([a-z ]+\))?)\s*[,:]\s+"
 )
-# words after a name cue ("cc:", "Ref:", "Consultant") that are not names
 # cues after which a name follows only with a colon ("cc: Dr Smith", "Ref: Jones"; not "800 cc
 # of fluid", "ref range")
-LABEL_NAME_CUES: tuple[str, ...] = (
-    "cc", "c.c.", "ref", "cons", "name", "copy to", "from", "req phys", "name of patient",
-    "technologist", "senior physician", "attending of record", "final read", "ordering physician",
-    "requesting physician", "reading physician",
+LABEL_NAME_CUES: tuple[str, ...] = ("cc", "c.c.", "ref", "cons", "name", "copy to")
+# header labels whose value is a person's name only when written as one and ending the field
+HEADER_NAME_CUES: tuple[str, ...] = (
+    "patient", "pt", "pt.", "patient's name", "name of patient", "from", "req phys",
+    "technologist", "senior physician", "attending of record", "final read",
+    "ordering physician", "requesting physician", "reading physician",
 )  # fmt: skip
+# where a header field's value ends
+_FIELD_END = (
+    r"(?=[ \t]*(?:$|\n|\r|[ \t]{2}|\||/|<|,?[ \t]+[A-Z][A-Za-z.]*(?:[ \t][A-Za-z.]+){0,2}:))"
+)
+# words after a name cue ("cc:", "Ref:", "Consultant") that are not names
 _NOT_NAMES = (
     r"(?i:gp|ward|not|the|duty|radiologist|consultant|team|department|secure|assoc|mrs|mr|ms|dr"
     r"|practice|clinic|hospital|registrar|patient|file|records|mci|ph|reg|sra|sr|time|unknown|none"
@@ -808,7 +818,8 @@ class Scrubber:
                     r"(?=[A-Za-z]{0,4}[-/]?\d[\w-]{2})(?!\d+\.\d)"
                     # ("4373/19", "3021 96628 7", "4852-771-152 XC": a version code after it)
                     r"(?P<v>[A-Za-z]{0,4}[-/]?\d(?:[\w-]|/(?=\d)|\s(?=\d{1,5}\b(?![/.\-]\d)))*(?<=\w)"
-                    r"(?:[ \t][A-Z]{2}\b(?![ \t]+[A-Za-z]))?)"
+                    r"(?:[ \t](?!(?:CT|MR|US|XR|CR|DX|PA|AP|NM|PT|RF|MG)\b)[A-Z]{2}\b(?![ \t]+[A-Za-z]))?)"
+                    rf"(?!\s*{_UNIT_AFTER})"
                 ),
                 # (its letters too: before the digits alone take "XR-4148400"'s number)
                 re.compile(r"\b[A-Z]{1,3}-?\d{6,}\b"),
@@ -816,7 +827,7 @@ class Scrubber:
                 # digits with five digits at least ("ICD-10", "C5-6" stay); "2018XR775259"
                 re.compile(
                     r"(?<![\w-])(?!(?i:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)-)"
-                    r"(?=[A-Z]{1,4}(?:-?\d){5})[A-Z]{1,4}\d{0,4}(?:-\d{2,}){1,3}(?:-[A-Z])?\b"
+                    r"(?=[A-Z]{1,4}(?:-?\d){7})[A-Z]{1,4}\d{0,4}(?:-\d{2,}){1,3}(?:-[A-Z])?\b"
                 ),
                 re.compile(r"\b\d{2,4}[A-Z]{1,3}\d{5,}\b"),
                 # no measurement has seven digits ("881852905-B", "2286662384V671048": with a
@@ -838,6 +849,7 @@ class Scrubber:
                 re.compile(
                     rf"(?i:\b(?:{cues})\b\.?)\s*(?:#|no\.?|number)?\s*:?\s*"
                     r"(?P<v>\d(?:[\d-]|\s(?=\d{1,6}\b(?![/.\-]\d))){2,}\d)(?!\d|\.\d)"
+                    rf"(?!\s*{_UNIT_AFTER})"
                 ),
                 # an extension: "x2311"
                 re.compile(r"(?<![\w.])[xX]\d{4,5}\b"),
@@ -898,14 +910,17 @@ class Scrubber:
                     rf"(?!(?:{titles})(?![A-Za-z]))(?P<v>{name})"
                 ),
                 re.compile(rf"{_RELATION_CUE}(?!(?:{titles})(?![A-Za-z]))(?P<v>{name})"),
-                # "PATIENT: YOON Guadalupe", "Patient: Wójcik, Gurpreet": after a patient label,
-                # two or three words written as a name is (one in capitals, or "Surname, Given")
+                # "PATIENT: YOON Guadalupe", "From: Ho, Suet Ying <...>": after a header label,
+                # two or three words written as a name is (one in capitals, surname first, or
+                # initials), ending the field (not "Patient: Intubated, Sedated.")
                 re.compile(
-                    rf"(?i:\b(?:patient|pt\.?|patient's name|name of patient))\s*:\s*(?:(?:{titles})\s+)?"
-                    rf"(?P<v>{surname_first}|{surname_initials}"
+                    rf"(?i:\b(?:{_alternation(HEADER_NAME_CUES)}))\s*:\s*(?:(?:{titles})\s+)?"
+                    rf"(?P<v>(?!{_CLINICAL_LEAD}){surname_first}|{surname_initials}"
                     rf"|(?!(?:{_CAPS_NAME_STOP})\b){_CAPS_WORD}[ \t]+(?!{_CLINICAL_LEAD}){_TITLE_WORD}"
                     rf"|(?!{_CLINICAL_LEAD}){_TITLE_WORD}(?:[ \t]+{_TITLE_WORD})?[ \t]+"
-                    rf"(?!(?:{_CAPS_NAME_STOP})\b){_CAPS_WORD})"
+                    rf"(?!(?:{_CAPS_NAME_STOP})\b){_CAPS_WORD}"
+                    rf"|(?!{_CLINICAL_LEAD}){_TITLE_WORD}(?:[ \t]+{_TITLE_WORD}){{1,2}})"
+                    rf"{_FIELD_END}"
                 ),
             ]
         # age
@@ -1084,7 +1099,26 @@ _HL7_FIELDS: dict[str, dict[int, str]] = {
     "OBX": {14: "date", 16: "xcn", 19: "date"},
 }  # fmt: skip
 _HL7_CATEGORIES = frozenset({"id", "phone", "date", "address", "name"})
-_HL7_SEGMENT = re.compile(rf"(?m)^(?:{'|'.join(_HL7_FIELDS)})\|[^\n]*")
+# (a segment ends at a carriage return, HL7's own separator, or a line feed)
+_HL7_SEGMENT = re.compile(rf"(?<![^\r\n])(?:{'|'.join(_HL7_FIELDS)})\|[^\r\n]*")
+
+
+def _hl7_spans(kind: str, value: str) -> list[tuple[str, int, int]]:
+    """(category, start, end) within one repetition of an HL7 field of `kind`."""
+    components = value.split("^")
+    if kind == "xcn":
+        # id^family^given^middle; an NDL (OBR-32..35) writes the person as id&family&given
+        first = components[0].split("&")
+        spans = [("id", 0, len(first[0]))]
+        if len(first) > 1:
+            spans.append(("name", len(first[0]) + 1, len(components[0])))
+        rest = "^".join(components[1:4])
+        if rest.strip("^") and len(first) == 1:
+            spans.append(("name", len(components[0]) + 1, len(components[0]) + 1 + len(rest)))
+        return spans
+    if kind == "id":
+        return [("id", 0, len(components[0]))]
+    return [(kind, 0, len(value))]
 
 
 def _hl7_finder(category: str) -> Finder:
@@ -1104,22 +1138,13 @@ def _hl7_finder(category: str) -> Finder:
                     continue
                 end = segment.find("|", start)
                 value = segment[start : len(segment) if end < 0 else end]
-                components = value.split("~")[0].split("^")
-                if kind == "xcn":
-                    spans = [("id", 0, len(components[0]))]
-                    rest = "^".join(components[1:4])
-                    if rest.strip("^"):
-                        spans.append(
-                            ("name", len(components[0]) + 1, len(components[0]) + 1 + len(rest))
-                        )
-                elif kind == "id":
-                    spans = [("id", 0, len(components[0]))]
-                else:
-                    spans = [(kind, 0, len(value.split("~")[0]))]
-                for span_kind, a, b in spans:
-                    piece = value[a:b]
-                    if span_kind == category and re.search(r"[^\W_]", piece):
-                        yield offset + start + a, offset + start + b
+                # every repetition of the field ("~"), each at its own offset
+                at = offset + start
+                for repetition in value.split("~"):
+                    for span_kind, a, b in _hl7_spans(kind, repetition):
+                        if span_kind == category and re.search(r"[^\W_]", repetition[a:b]):
+                            yield at + a, at + b
+                    at += len(repetition) + 1
 
     return find
 
