@@ -457,6 +457,16 @@ def test_gradient_accumulation_is_refused_unless_chosen() -> None:
     fit_briefly(tiny_module(allow_grad_accumulation=True), accumulate_grad_batches=2)
 
 
+@pytest.mark.parametrize("t_max", [0, -1, None])
+def test_a_cosine_schedule_of_no_length_is_refused(t_max: int | None) -> None:
+    """`T_max: ${trainer.max_epochs}` under a max_steps budget (max_epochs -1) is an error."""
+    cosine = partial(torch.optim.lr_scheduler.CosineAnnealingLR, T_max=t_max)
+    with pytest.raises(ValueError, match="T_max is .*must be at least 1"):
+        tiny_module(scheduler=cosine).configure_optimizers()
+    lr = tiny_module(scheduler=partial(torch.optim.lr_scheduler.CosineAnnealingLR, T_max=3))
+    assert lr.configure_optimizers()["lr_scheduler"]["scheduler"].T_max == 3
+
+
 class _NaNGradient(torch.nn.Module):
     """A finite loss whose gradient is NaN (d/dx sqrt(0 * x) = 0 * inf)."""
 

@@ -34,9 +34,14 @@ def test_convirt_config_is_the_papers_recipe(tmp_path: Path) -> None:
     assert a.translate == 0.1 and list(a.scale) == [0.95, 1.05]
     assert list(a.brightness) == list(a.contrast) == [0.6, 1.4] and list(a.blur_sigma) == [0.1, 3.0]
     assert cfg.trainer.precision == "bf16-mixed" and cfg.trainer.accumulate_grad_batches == 1
-    # the demo keeps its own sizes
+    # the demo keeps its own sizes, and decays its learning rate over the trainer's epochs
     demo = compose_config(tmp_path, [], experiment=None)
     assert demo.model.name == "convirt_cpu" and demo.data.image_size == 96
+    assert demo.model.module.scheduler._target_ == "torch.optim.lr_scheduler.CosineAnnealingLR"
+    assert demo.model.module.scheduler.T_max == demo.trainer.max_epochs == 27
+    assert demo.loss.name == "convirt"
+    shorter = compose_config(tmp_path, ["trainer.max_epochs=5"], experiment=None)
+    assert shorter.model.module.scheduler.T_max == 5
 
 
 @pytest.mark.slow

@@ -25,6 +25,7 @@ from torch import nn
 from medrep.models.encoders import ImageEncoder
 from medrep.models.heads import ProjectionHead
 from medrep.models.losses import nt_xent_loss
+from medrep.models.module import build_scheduler
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 # the whole validation set's logits [N, L] and {1, 0, NaN} labels [N, L] -> named values
@@ -85,7 +86,10 @@ class _ImageOnlyPretrainer(L.LightningModule):
         opt = self.optimizer_factory([p for p in self.parameters() if p.requires_grad])
         if self.scheduler_factory is None:
             return opt
-        scheduler = {"scheduler": self.scheduler_factory(opt), "monitor": self.monitor}
+        scheduler = {
+            "scheduler": build_scheduler(self.scheduler_factory, opt),
+            "monitor": self.monitor,
+        }
         return {"optimizer": opt, "lr_scheduler": scheduler}
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import lightning as L
 import torch
 from torch import nn
-from torch.optim.lr_scheduler import ReduceLROnPlateau
+from torch.optim.lr_scheduler import CosineAnnealingLR, ReduceLROnPlateau
 
 from medrep.models.distributed import gather_pairs, global_loss
 from medrep.models.encoders import ImageEncoder, TextEncoder
@@ -52,6 +52,24 @@ def frozen_digest(tensors: list[torch.Tensor]) -> str:
         flat = tensor.detach().cpu().reshape(-1).contiguous()
         digest.update(flat.view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
+
+
+def build_scheduler(factory: Callable[..., Any], optimizer: torch.optim.Optimizer) -> Any:
+    """The partial LR scheduler called with the optimizer, refusing a cosine of no length.
+
+    The CPU recipe's cosine runs over `T_max: ${trainer.max_epochs}`; a run budgeted by
+    `trainer.max_steps` with `max_epochs=-1` would otherwise get a negative period, whose
+    learning rate drops to the minimum after one epoch and then cycles, without an error.
+    """
+    scheduler = factory(optimizer)
+    period = getattr(scheduler, "T_max", None) if isinstance(scheduler, CosineAnnealingLR) else 1
+    if period is None or period < 1:
+        raise ValueError(
+            f"CosineAnnealingLR's T_max is {scheduler.T_max}: it counts epochs and must be at "
+            "least 1 (model.module.scheduler.T_max follows trainer.max_epochs; with a "
+            "trainer.max_steps budget set T_max to the number of epochs it covers)"
+        )
+    return scheduler
 
 
 class ContrastivePretrainer(L.LightningModule):
@@ -350,7 +368,7 @@ class ContrastivePretrainer(L.LightningModule):
             group["lr"] = group["lr"] * group.pop("lr_scale", 1.0)
         if self.scheduler_factory is None:
             return optimizer
-        scheduler = self.scheduler_factory(optimizer)
+        scheduler = build_scheduler(self.scheduler_factory, optimizer)
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "monitor": self.monitor},
