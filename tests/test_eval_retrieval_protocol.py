@@ -14,6 +14,7 @@ from medrep.evaluation.bootstrap import BootstrapSettings
 from medrep.evaluation.results import ResultRow, results_frame
 from medrep.evaluation.retrieval_lists import read_retrieval_lists
 from medrep.evaluation.retrieval_rows import paired_rows_metrics, precision_rows
+from medrep.evaluation.runner import RetrievalListsSpec, resolve_lists
 from medrep.evaluation.zeroshot import zero_shot_rows, zero_shot_scores
 
 BOOT = BootstrapSettings(n_resamples=200, level=0.95, seed=0)
@@ -68,6 +69,31 @@ def test_lists_name_a_missing_column(tmp_path: Path) -> None:
         read_retrieval_lists(q, c, {})
     with pytest.raises(ValueError, match="Category"):
         read_retrieval_lists(q, c, {}, category_column="Category")
+
+
+def test_lists_of_a_missing_dataset_folder_are_an_error_not_another_protocol(
+    tmp_path: Path,
+) -> None:
+    """A run evaluated where its world's folder is absent must not quietly switch to the test
+    split: its P@k would change (0.538 -> 0.505 for one run of docs/recipe.md's sixth session)."""
+    q, c = write_lists(tmp_path)
+    manifest = pd.DataFrame(
+        {"image_key": ["k_q1", "k_c1"], "source": ["q1", "c1"], "split": ["test", "test"]}
+    )
+
+    def spec(folder: Path | None) -> RetrievalListsSpec:
+        return RetrievalListsSpec(
+            str(folder) if folder else None, q.name, c.name, "Variable", "Path", ["test"]
+        )
+
+    with pytest.raises(FileNotFoundError, match="does not exist.*lists.dir=null"):
+        resolve_lists(spec(tmp_path / "moved"), manifest, {"k_q1", "k_c1"})
+    assert resolve_lists(spec(None), manifest, {"k_q1", "k_c1"}) is None
+    empty = tmp_path / "no_lists"
+    empty.mkdir()
+    assert resolve_lists(spec(empty), manifest, {"k_q1", "k_c1"}) is None
+    lists = resolve_lists(spec(tmp_path), manifest, {"k_q1", "k_c1"})
+    assert lists is not None and list(lists.query_keys) == ["k_q1"]
 
 
 def test_synthetic_world_lists_have_the_protocol_shape() -> None:

@@ -74,7 +74,8 @@ class RetrievalListsSpec:
     """CheXpert 8x200-style query/candidate lists (see `medrep.evaluation.retrieval_lists`).
 
     Attributes:
-        dir: their folder; None (or missing files) evaluates retrieval on the test split.
+        dir: their folder; None (or a folder without the files) evaluates retrieval on the
+            test split; a folder that does not exist is an error.
         splits: only images of these splits take part.
     """
 
@@ -187,6 +188,15 @@ def resolve_lists(
     """The query/candidate lists resolved to image keys, or None when absent or unmatched."""
     if not spec.dir:
         return None
+    if not Path(spec.dir).is_dir():
+        # the dataset's folder itself is gone (a run evaluated in another checkout or on another
+        # machine): falling back to the test split would change the retrieval protocol, and
+        # every P@k with it, behind a warning
+        raise FileNotFoundError(
+            f"retrieval lists: the dataset folder {spec.dir} does not exist here, so its query "
+            "and candidate lists cannot be read; restore it, or evaluate retrieval on the test "
+            "split instead with eval.retrieval.lists.dir=null (figures then differ)"
+        )
     queries, candidates = Path(spec.dir) / spec.queries, Path(spec.dir) / spec.candidates
     if not (queries.exists() and candidates.exists()):
         log.warning("no retrieval lists at %s / %s: test split instead", queries, candidates)
