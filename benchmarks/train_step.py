@@ -15,8 +15,8 @@ tokenised report sentences), in one process, step by step alternately:
              so that every Lightning step has a torch step beside it under the same machine load
 The figure is the median of the per-pair ratios, on wall-clock time and on CPU time (the
 process's, all threads: waiting for a core does not count, so it is steadier when other jobs take
-the cores; spin-waiting threads still count). The ReduceLROnPlateau scheduler is left out of both (it steps after validation, which these steps do
-not run); validation and checkpointing are off: they are per epoch, not per step.
+the cores; spin-waiting threads still count). The configured LR scheduler is left out of both (it steps per epoch or after validation, which these
+steps do not reach); validation and checkpointing are off: they are per epoch, not per step.
 Target: overhead = lightning / torch - 1 <= 10%. Absolute times are context only.
 """
 

@@ -11,7 +11,7 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from medrep.models.checkpointing import restore_best
+from medrep.models.checkpointing import check_resumed_schedule, restore_best
 from medrep.models.module import ContrastivePretrainer
 from medrep.models.progress import LogProgress
 from medrep.models.serialization import load_weights, save_weights
@@ -83,6 +83,7 @@ def fit(cfg: DictConfig, module: L.LightningModule, datamodule: Any, out_dir: Pa
     last = out_dir / "checkpoints" / "last.ckpt"
     if last.exists():
         log.info("resuming from %s", last)
+        check_resumed_schedule(last, getattr(module, "scheduler_factory", None))
     trainer.fit(
         module,
         datamodule=datamodule,

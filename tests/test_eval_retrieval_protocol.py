@@ -71,7 +71,7 @@ def test_lists_name_a_missing_column(tmp_path: Path) -> None:
         read_retrieval_lists(q, c, {}, category_column="Category")
 
 
-def test_lists_of_a_missing_dataset_folder_are_an_error_not_another_protocol(
+def test_lists_a_dataset_requires_are_an_error_when_missing_not_another_protocol(
     tmp_path: Path,
 ) -> None:
     """A run evaluated where its world's folder is absent must not quietly switch to the test
@@ -80,19 +80,21 @@ def test_lists_of_a_missing_dataset_folder_are_an_error_not_another_protocol(
     manifest = pd.DataFrame(
         {"image_key": ["k_q1", "k_c1"], "source": ["q1", "c1"], "split": ["test", "test"]}
     )
-
-    def spec(folder: Path | None) -> RetrievalListsSpec:
-        return RetrievalListsSpec(
-            str(folder) if folder else None, q.name, c.name, "Variable", "Path", ["test"]
-        )
-
-    with pytest.raises(FileNotFoundError, match="does not exist.*lists.dir=null"):
-        resolve_lists(spec(tmp_path / "moved"), manifest, {"k_q1", "k_c1"})
-    assert resolve_lists(spec(None), manifest, {"k_q1", "k_c1"}) is None
+    embedded = {"k_q1", "k_c1"}
     empty = tmp_path / "no_lists"
     empty.mkdir()
-    assert resolve_lists(spec(empty), manifest, {"k_q1", "k_c1"}) is None
-    lists = resolve_lists(spec(tmp_path), manifest, {"k_q1", "k_c1"})
+
+    def spec(folder: Path | None, required: bool) -> RetrievalListsSpec:
+        where = str(folder) if folder else None
+        return RetrievalListsSpec(where, q.name, c.name, "Variable", "Path", ["test"], required)
+
+    for missing in (tmp_path / "moved", empty):
+        with pytest.raises(FileNotFoundError, match="required.*lists.dir=null"):
+            resolve_lists(spec(missing, True), manifest, embedded)
+        # a dataset without lists of its own: the test split, as before
+        assert resolve_lists(spec(missing, False), manifest, embedded) is None
+    assert resolve_lists(spec(None, True), manifest, embedded) is None
+    lists = resolve_lists(spec(tmp_path, True), manifest, embedded)
     assert lists is not None and list(lists.query_keys) == ["k_q1"]
 
 

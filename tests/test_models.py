@@ -465,6 +465,34 @@ def test_a_cosine_schedule_of_no_length_is_refused(t_max: int | None) -> None:
         tiny_module(scheduler=cosine).configure_optimizers()
     lr = tiny_module(scheduler=partial(torch.optim.lr_scheduler.CosineAnnealingLR, T_max=3))
     assert lr.configure_optimizers()["lr_scheduler"]["scheduler"].T_max == 3
+    # the image-only baselines build theirs the same way
+    from medrep.models.image_only import SimCLRPretrainer
+
+    simclr = SimCLRPretrainer(
+        ImageEncoder(depth=10, base_width=4),
+        optimizer=partial(torch.optim.Adam, lr=1e-3),
+        scheduler=cosine,
+        embed_dim=16,
+    )
+    with pytest.raises(ValueError, match="T_max is .*must be at least 1"):
+        simclr.configure_optimizers()
+
+
+def test_a_cosine_resumed_over_another_period_is_refused(tmp_path: Path) -> None:
+    """The saved T_max would overwrite the new one: the rate would climb after the old end."""
+    from medrep.models.checkpointing import check_resumed_schedule
+
+    module = tiny_module(scheduler=partial(torch.optim.lr_scheduler.CosineAnnealingLR, T_max=27))
+    saved = module.configure_optimizers()["lr_scheduler"]["scheduler"].state_dict()
+    ckpt = tmp_path / "last.ckpt"
+    torch.save({"lr_schedulers": [saved]}, ckpt)
+    check_resumed_schedule(ckpt, module.scheduler_factory)  # the same period: resumes
+    longer = partial(torch.optim.lr_scheduler.CosineAnnealingLR, T_max=40)
+    with pytest.raises(ValueError, match="over 27 epochs.*configures 40.*max_epochs=27"):
+        check_resumed_schedule(ckpt, longer)
+    plateau = partial(torch.optim.lr_scheduler.ReduceLROnPlateau, patience=5)
+    check_resumed_schedule(ckpt, plateau)  # no period to compare
+    check_resumed_schedule(ckpt, None)
 
 
 class _NaNGradient(torch.nn.Module):

@@ -75,7 +75,8 @@ class RetrievalListsSpec:
 
     Attributes:
         dir: their folder; None (or a folder without the files) evaluates retrieval on the
-            test split; a folder that does not exist is an error.
+            test split.
+        required: the dataset has lists (the synthetic world): missing files are an error.
         splits: only images of these splits take part.
     """
 
@@ -85,6 +86,7 @@ class RetrievalListsSpec:
     category_column: str
     path_column: str
     splits: Sequence[str]
+    required: bool = False
 
 
 @dataclass(frozen=True)
@@ -188,16 +190,16 @@ def resolve_lists(
     """The query/candidate lists resolved to image keys, or None when absent or unmatched."""
     if not spec.dir:
         return None
-    if not Path(spec.dir).is_dir():
-        # the dataset's folder itself is gone (a run evaluated in another checkout or on another
-        # machine): falling back to the test split would change the retrieval protocol, and
-        # every P@k with it, behind a warning
-        raise FileNotFoundError(
-            f"retrieval lists: the dataset folder {spec.dir} does not exist here, so its query "
-            "and candidate lists cannot be read; restore it, or evaluate retrieval on the test "
-            "split instead with eval.retrieval.lists.dir=null (figures then differ)"
-        )
     queries, candidates = Path(spec.dir) / spec.queries, Path(spec.dir) / spec.candidates
+    if spec.required and not (queries.exists() and candidates.exists()):
+        # a dataset that has lists, evaluated without them (its folder absent in another
+        # checkout or on another machine): falling back to the test split would change the
+        # retrieval protocol, and every P@k with it, behind a warning
+        raise FileNotFoundError(
+            f"retrieval lists: {queries} and {candidates} are required by this dataset "
+            "(data.retrieval_lists) but missing; restore its folder, or evaluate retrieval on "
+            "the test split instead with eval.retrieval.lists.dir=null (figures then differ)"
+        )
     if not (queries.exists() and candidates.exists()):
         log.warning("no retrieval lists at %s / %s: test split instead", queries, candidates)
         return None

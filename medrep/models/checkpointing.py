@@ -11,6 +11,8 @@ numbers (the checkpoint still loads with `torch.load(..., weights_only=True)`).
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -89,3 +91,26 @@ def restore_best(trainer: L.Trainer, module: torch.nn.Module) -> int | None:
             module.load_state_dict(state["state_dict"])
             return int(state["epoch"])
     return None
+
+
+def check_resumed_schedule(checkpoint: str | Path, scheduler: Callable[..., Any] | None) -> None:
+    """Refuse to resume a cosine schedule whose period differs from the configured one.
+
+    Lightning loads the saved scheduler state over the new one, `T_max` included: a run resumed
+    with a larger `trainer.max_epochs` would keep the old period and, past it, climb back up the
+    cosine towards the base learning rate, without an error. `scheduler` is the module's partial
+    scheduler (its `T_max` keyword, when it has one, is the configured period).
+    """
+    planned = getattr(scheduler, "keywords", {}).get("T_max")
+    if planned is None:
+        return
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    for saved in state.get("lr_schedulers", []):
+        if "T_max" in saved and saved["T_max"] != planned:
+            raise ValueError(
+                f"{checkpoint} holds a cosine schedule over {saved['T_max']} epochs and this run "
+                f"configures {planned} (model.module.scheduler.T_max, which follows "
+                "trainer.max_epochs): resuming would keep the old period and raise the learning "
+                f"rate again after epoch {saved['T_max']}; resume with "
+                f"trainer.max_epochs={saved['T_max']}, or train the longer run in a new run folder"
+            )
