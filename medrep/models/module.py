@@ -62,8 +62,9 @@ def build_scheduler(factory: Callable[..., Any], optimizer: torch.optim.Optimize
     learning rate drops to the minimum after one epoch and then cycles, without an error.
     """
     scheduler = factory(optimizer)
-    period = getattr(scheduler, "T_max", None) if isinstance(scheduler, CosineAnnealingLR) else 1
-    if period is None or period < 1:
+    if isinstance(scheduler, CosineAnnealingLR) and (
+        scheduler.T_max is None or scheduler.T_max < 1
+    ):
         raise ValueError(
             f"CosineAnnealingLR's T_max is {scheduler.T_max}: it counts epochs and must be at "
             "least 1 (model.module.scheduler.T_max follows trainer.max_epochs; with a "
